@@ -1,0 +1,38 @@
+//! `users`: an auto-increment key and a unique email.
+
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A user row.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    /// Database-assigned key.
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// Unique email address.
+    #[sea_orm(unique)]
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub bio: String,
+    /// Last change, in milliseconds since the Unix epoch (set by the application).
+    pub updated_at: i64,
+}
+
+/// Relations of `users`.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    /// A user has many posts.
+    #[sea_orm(has_many = "super::post::Entity")]
+    Post,
+}
+
+impl Related<super::post::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Post.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,18 @@
+//! Migrations for sea-orm-cache's example entities.
+//!
+//! Add [`Migrator`] to a service, or run it directly: `Migrator::up(&db, None).await?`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_example_tables;
+
+/// Applies the example tables (`users`, `posts`, `profiles`, `memberships`).
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_example_tables::Migration)]
+    }
+}

@@ -1,0 +1,233 @@
+//! [`CacheLayer`]: one per process, in front of an existing `DatabaseConnection`.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sea_orm::DatabaseConnection;
+
+use crate::clock::Clock;
+use crate::config::CacheConfig;
+use crate::error::{Error, Result};
+use crate::key::CacheableEntity;
+use crate::repository::{EntityCache, Repository};
+
+/// Work an entity runs in the background (the write-behind flusher), stopped by
+/// [`CacheLayer::shutdown`].
+#[async_trait]
+trait Background: Send + Sync {
+    async fn shutdown(&self) -> Result<()>;
+}
+
+#[async_trait]
+impl<E: CacheableEntity> Background for EntityCache<E> {
+    async fn shutdown(&self) -> Result<()> {
+        match &self.queue {
+            Some(queue) => queue.shutdown().await,
+            None => Ok(()),
+        }
+    }
+}
+
+struct Registered {
+    cache: Arc<dyn Any + Send + Sync>,
+    background: Arc<dyn Background>,
+}
+
+type Register = Box<dyn FnOnce(&DatabaseConnection, &Clock) -> (TypeId, Registered) + Send>;
+
+/// Builds a [`CacheLayer`]; from [`CacheLayer::builder`].
+#[must_use]
+pub struct CacheLayerBuilder {
+    db: DatabaseConnection,
+    clock: Option<Clock>,
+    entities: Vec<Register>,
+}
+
+impl fmt::Debug for CacheLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheLayerBuilder")
+            .field("entities", &self.entities.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheLayerBuilder {
+    /// Caches entity `E`; `configure` receives the default [`CacheConfig`] and returns the
+    /// one to use. Registering an entity twice keeps the last configuration.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: sea_orm::DatabaseConnection) -> sea_orm_cache::Result<()> {
+    /// use std::time::Duration;
+    /// use sea_orm_cache::{CacheLayer, Policy};
+    /// let cache = CacheLayer::builder(db)
+    ///     .entity::<entity::user::Entity>(|c| c.policy(Policy::WriteThrough).ttl(Duration::from_secs(60)))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn entity<E: CacheableEntity>(
+        mut self,
+        configure: impl FnOnce(CacheConfig) -> CacheConfig + Send + 'static,
+    ) -> Self {
+        self.entities.push(Box::new(move |db, clock| {
+            let config = configure(CacheConfig::default());
+            let cache = Arc::new(EntityCache::<E>::new(db.clone(), config, clock.clone()));
+            let registered = Registered {
+                cache: cache.clone(),
+                background: cache,
+            };
+            (TypeId::of::<E>(), registered)
+        }));
+        self
+    }
+
+    /// Uses `clock` for expiry instead of real time; pass [`Clock::manual`] in tests.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Creates every entity's store and starts background work (write-behind flushers).
+    /// Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// None yet; the signature leaves room for start-up checks against the database.
+    pub async fn build(self) -> Result<CacheLayer> {
+        let clock = self.clock.unwrap_or_else(Clock::system);
+        let entities = self
+            .entities
+            .into_iter()
+            .map(|register| register(&self.db, &clock))
+            .collect();
+        Ok(CacheLayer {
+            inner: Arc::new(LayerInner {
+                db: self.db,
+                clock,
+                entities,
+            }),
+        })
+    }
+}
+
+struct LayerInner {
+    db: DatabaseConnection,
+    clock: Clock,
+    entities: HashMap<TypeId, Registered>,
+}
+
+/// The caching layer: one per process, holding one store per registered entity.
+///
+/// Cheap to clone. Call [`shutdown`](Self::shutdown) before the process exits: it applies
+/// pending write-behind writes.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, Schema};
+/// use sea_orm_cache::{CacheLayer, Policy};
+/// use entity::user;
+///
+/// let db = Database::connect("sqlite::memory:").await?;
+/// let schema = Schema::new(db.get_database_backend());
+/// db.execute(&schema.create_table_from_entity(user::Entity)).await?;
+///
+/// let cache = CacheLayer::builder(db)
+///     .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+///     .build()
+///     .await?;
+/// let users = cache.repository::<user::Entity>();
+/// let ada = users
+///     .insert(user::ActiveModel {
+///         email: Set("ada@example.com".into()),
+///         name: Set("Ada".into()),
+///         bio: Set(String::new()),
+///         updated_at: Set(0),
+///         ..Default::default()
+///     })
+///     .await?;
+/// assert_eq!(users.get(ada.id).await?.as_deref(), Some(&*ada)); // loaded, then cached
+/// assert_eq!(users.get(ada.id).await?.as_deref(), Some(&*ada)); // a hit
+/// assert_eq!(users.stats().hits, 1);
+/// cache.shutdown().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct CacheLayer {
+    inner: Arc<LayerInner>,
+}
+
+impl fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("entities", &self.inner.entities.len())
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheLayer {
+    /// Starts building a layer in front of `db`.
+    pub fn builder(db: DatabaseConnection) -> CacheLayerBuilder {
+        CacheLayerBuilder {
+            db,
+            clock: None,
+            entities: Vec::new(),
+        }
+    }
+
+    /// The repository of entity `E`.
+    ///
+    /// # Panics
+    /// If `E` was not registered with [`CacheLayerBuilder::entity`]; see
+    /// [`try_repository`](Self::try_repository).
+    pub fn repository<E: CacheableEntity>(&self) -> Repository<E> {
+        match self.try_repository::<E>() {
+            Ok(repository) => repository,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// The repository of entity `E`, or [`Error::NotRegistered`].
+    ///
+    /// # Errors
+    /// [`Error::NotRegistered`] if `E` was not registered with the builder.
+    pub fn try_repository<E: CacheableEntity>(&self) -> Result<Repository<E>> {
+        self.inner
+            .entities
+            .get(&TypeId::of::<E>())
+            .and_then(|registered| registered.cache.clone().downcast::<EntityCache<E>>().ok())
+            .map(|inner| Repository { inner })
+            .ok_or_else(|| Error::NotRegistered {
+                entity: sea_orm::EntityName::table_name(&E::default()),
+            })
+    }
+
+    /// The database connection the layer was built on.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    /// The layer's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Applies pending write-behind writes and stops background tasks. Writes made after it
+    /// starts are refused with [`Error::Shutdown`].
+    ///
+    /// # Errors
+    /// The first error of an entity whose final flush failed; the other entities are still
+    /// shut down.
+    pub async fn shutdown(&self) -> Result<()> {
+        let mut first_error = None;
+        for registered in self.inner.entities.values() {
+            if let Err(err) = registered.background.shutdown().await {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,47 @@
+//! The four policies' read and write paths (DESIGN section 1), one file each, as methods on
+//! the per-entity state that [`Repository`](crate::Repository) dispatches to.
+
+pub(crate) mod cache_aside;
+pub(crate) mod read_through;
+pub(crate) mod write_behind;
+pub(crate) mod write_through;
+
+use std::hash::{BuildHasher, Hash};
+
+use quick_cache::DefaultHashBuilder;
+use tokio::sync::{Mutex, MutexGuard};
+
+/// Number of per-key write lock stripes.
+const STRIPES: usize = 256;
+
+/// Serialises writes to one key (write-through, write-behind) so that the cache ends with the
+/// value of the last write the database applied. Striped: keys that share a stripe also share
+/// the lock, which costs write concurrency, never correctness.
+pub(crate) struct KeyLocks {
+    hasher: DefaultHashBuilder,
+    stripes: Box<[Mutex<()>]>,
+}
+
+impl std::fmt::Debug for KeyLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyLocks")
+            .field("stripes", &self.stripes.len())
+            .finish()
+    }
+}
+
+impl KeyLocks {
+    pub(crate) fn new() -> Self {
+        Self {
+            hasher: DefaultHashBuilder::default(),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+        }
+    }
+
+    /// Waits for the key's write lock.
+    pub(crate) async fn lock<K: Hash>(&self, key: &K) -> MutexGuard<'_, ()> {
+        self.stripes[(self.hasher.hash_one(key) as usize) % STRIPES]
+            .lock()
+            .await
+    }
+}

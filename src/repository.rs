@@ -1,0 +1,390 @@
+//! [`Repository<E>`]: one entity behind its cache policy.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use sea_orm::{DatabaseConnection, QueryFilter, Select};
+
+use crate::clock::Clock;
+use crate::config::{CacheConfig, Policy};
+use crate::error::{Error, Result};
+use crate::key::{CacheableEntity, KeyOf, key_of_model, keys_condition};
+use crate::policy::KeyLocks;
+use crate::policy::write_behind::{MemoryQueue, WriteQueue};
+use crate::stats::{CacheStats, Counters, add, bump};
+use crate::store::{Lookup, Store};
+
+/// Everything one entity's cache holds; shared by its repositories and background tasks.
+pub(crate) struct EntityCache<E: CacheableEntity> {
+    pub(crate) name: &'static str,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) config: CacheConfig,
+    pub(crate) store: Store<KeyOf<E>, E::Model>,
+    pub(crate) locks: KeyLocks,
+    pub(crate) queue: Option<Arc<dyn WriteQueue<E>>>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl<E: CacheableEntity> fmt::Debug for EntityCache<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntityCache")
+            .field("entity", &self.name)
+            .field("config", &self.config)
+            .field("store", &self.store)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The table name of `E`, leaked once per registered entity so errors can carry it.
+fn table_name<E: CacheableEntity>() -> &'static str {
+    Box::leak(E::default().table_name().to_owned().into_boxed_str())
+}
+
+impl<E: CacheableEntity> EntityCache<E> {
+    /// Builds the entity's store; a write-behind entity also starts its flusher.
+    pub(crate) fn new(db: DatabaseConnection, config: CacheConfig, clock: Clock) -> Self {
+        let counters = Arc::new(Counters::default());
+        let queue: Option<Arc<dyn WriteQueue<E>>> = match config.policy {
+            Policy::WriteBehind => Some(MemoryQueue::<E>::start(
+                db.clone(),
+                config.write_behind.clone(),
+                counters.clone(),
+            )),
+            _ => None,
+        };
+        Self {
+            name: table_name::<E>(),
+            store: Store::new(&config, clock, counters.clone()),
+            locks: KeyLocks::new(),
+            db,
+            config,
+            queue,
+            counters,
+        }
+    }
+
+    /// Read-through read: the cache, else one coalesced load by key.
+    pub(crate) async fn read(&self, key: &KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
+        if let Some(value) = self.store.hit(key) {
+            return Ok(value);
+        }
+        self.load_with(key, || self.load_by_key(key)).await
+    }
+
+    /// The miss path shared by every policy: wait for a load in flight, or run `load` and fill
+    /// its result unless the key was invalidated meanwhile. A failed load caches nothing.
+    pub(crate) async fn load_with<F, Fut>(
+        &self,
+        key: &KeyOf<E>,
+        load: F,
+    ) -> Result<Option<Arc<E::Model>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Arc<E::Model>>>>,
+    {
+        bump(&self.counters.misses);
+        let (guard, stale) = match self.store.lookup_or_guard(key).await {
+            Lookup::Fresh(value) => return Ok(value),
+            Lookup::Load { guard, stale } => (guard, stale),
+        };
+        let ticket = self.store.ticket();
+        match load().await {
+            Ok(value) => {
+                bump(&self.counters.loads);
+                self.store.fill_guarded(guard, key, ticket, value.clone());
+                Ok(value)
+            }
+            Err(err) => {
+                bump(&self.counters.load_errors);
+                drop(guard);
+                match stale {
+                    Some(stale) if self.store.may_serve_stale(&stale) => {
+                        bump(&self.counters.stale_served);
+                        Ok(stale.value)
+                    }
+                    _ => Err(err),
+                }
+            }
+        }
+    }
+}
+
+/// One entity behind the cache policy chosen for it. Cheap to clone; get one from
+/// [`CacheLayer::repository`](crate::CacheLayer::repository).
+///
+/// Keys are the entity's primary-key type: `i64` for `users`, `(i64, i64)` for a composite
+/// key. Values are shared as `Arc<Model>`.
+pub struct Repository<E: CacheableEntity> {
+    pub(crate) inner: Arc<EntityCache<E>>,
+}
+
+impl<E: CacheableEntity> Clone for Repository<E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<E: CacheableEntity> fmt::Debug for Repository<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Repository")
+            .field("entity", &self.inner.name)
+            .field("policy", &self.inner.config.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: CacheableEntity> Repository<E> {
+    /// The entity's configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.config
+    }
+
+    /// Reads a row by primary key: from the cache, else loaded by the repository (concurrent
+    /// misses on one key share one load). `Ok(None)` means there is no such row.
+    ///
+    /// A cache hit takes no lock beyond quick_cache's shard read lock, allocates nothing and
+    /// formats nothing.
+    ///
+    /// # Errors
+    /// [`Error::Db`] if the load failed (nothing is cached); [`Error::LoaderRequired`] for a
+    /// cache-aside entity, which never loads by itself: use [`get_or_load`](Self::get_or_load).
+    #[inline]
+    pub async fn get(&self, key: KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
+        let inner = &*self.inner;
+        if let Some(value) = inner.store.hit(&key) {
+            return Ok(value);
+        }
+        if inner.config.policy == Policy::CacheAside {
+            bump(&inner.counters.misses);
+            return Err(Error::LoaderRequired { entity: inner.name });
+        }
+        inner.load_with(&key, || inner.load_by_key(&key)).await
+    }
+
+    /// Cache-aside read: the cached row, else the row `loader` returns, which is cached unless
+    /// the key was invalidated while it ran. Concurrent misses on one key run one loader.
+    /// Works under every policy.
+    ///
+    /// ```no_run
+    /// # async fn demo(users: sea_orm_cache::Repository<entity::user::Entity>, db: sea_orm::DatabaseConnection) -> sea_orm_cache::Result<()> {
+    /// use sea_orm::EntityTrait;
+    /// let user = users
+    ///     .get_or_load(7, || entity::user::Entity::find_by_id(7).one(&db))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The loader's error, converted; nothing is cached for it.
+    pub async fn get_or_load<F, Fut, LE>(
+        &self,
+        key: KeyOf<E>,
+        loader: F,
+    ) -> Result<Option<Arc<E::Model>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<E::Model>, LE>>,
+        LE: Into<Error>,
+    {
+        let inner = &*self.inner;
+        if let Some(value) = inner.store.hit(&key) {
+            return Ok(value);
+        }
+        inner
+            .load_with(&key, || async {
+                loader()
+                    .await
+                    .map(|row| row.map(Arc::new))
+                    .map_err(Into::into)
+            })
+            .await
+    }
+
+    /// Reads many rows: hits from the cache, all misses in one query. The result is in the
+    /// order of `keys`.
+    ///
+    /// # Errors
+    /// [`Error::Db`] if the query failed; [`Error::LoaderRequired`] for a cache-aside entity
+    /// with a miss.
+    pub async fn get_many(
+        &self,
+        keys: impl IntoIterator<Item = KeyOf<E>>,
+    ) -> Result<Vec<Option<Arc<E::Model>>>> {
+        let inner = &*self.inner;
+        let keys: Vec<KeyOf<E>> = keys.into_iter().collect();
+        let mut out = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            match inner.store.hit(key) {
+                Some(value) => out.push(value),
+                None => {
+                    out.push(None);
+                    missing.push(i);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        add(&inner.counters.misses, missing.len() as u64);
+        if inner.config.policy == Policy::CacheAside {
+            return Err(Error::LoaderRequired { entity: inner.name });
+        }
+        let ticket = inner.store.ticket();
+        let mut from_table = Vec::new();
+        for &i in &missing {
+            match &inner.queue {
+                Some(queue) => match queue.pending(&keys[i]).await? {
+                    Some(write) => out[i] = write.into_value(),
+                    None => from_table.push(i),
+                },
+                None => from_table.push(i),
+            }
+        }
+        if !from_table.is_empty() {
+            let condition = keys_condition::<E>(from_table.iter().map(|&i| &keys[i]));
+            let rows = match E::find().filter(condition).all(&inner.db).await {
+                Ok(rows) => rows,
+                Err(err) => {
+                    bump(&inner.counters.load_errors);
+                    return Err(err.into());
+                }
+            };
+            bump(&inner.counters.loads);
+            let mut by_key: HashMap<KeyOf<E>, Arc<E::Model>> = rows
+                .into_iter()
+                .map(|row| (key_of_model::<E>(&row), Arc::new(row)))
+                .collect();
+            for &i in &from_table {
+                out[i] = by_key.get(&keys[i]).cloned();
+            }
+            by_key.clear();
+        }
+        for i in missing {
+            inner.store.fill(keys[i].clone(), ticket, out[i].clone());
+        }
+        Ok(out)
+    }
+
+    /// The cached row, without loading and without counting a read. `None` if the key is not
+    /// cached, or cached as "no such row".
+    pub fn peek(&self, key: &KeyOf<E>) -> Option<Arc<E::Model>> {
+        self.inner.store.peek(key).flatten()
+    }
+
+    /// Inserts a row.
+    ///
+    /// Cache-aside and read-through insert, then invalidate the new key (clearing a negative
+    /// entry). Write-through caches the inserted row. Write-behind caches it and queues the
+    /// insert when the ActiveModel sets its key (an upsert); with a database-assigned key it
+    /// writes through.
+    ///
+    /// # Errors
+    /// [`Error::Db`] from the database; nothing is cached then.
+    pub async fn insert(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
+        let inner = &*self.inner;
+        let model = match inner.config.policy {
+            Policy::CacheAside | Policy::ReadThrough => inner.insert_invalidate(am).await?,
+            Policy::WriteThrough => inner.insert_through(am).await?,
+            Policy::WriteBehind => inner.insert_behind(am).await?,
+        };
+        bump(&inner.counters.writes);
+        Ok(model)
+    }
+
+    /// Updates the columns the ActiveModel sets, by its primary key.
+    ///
+    /// Cache-aside and read-through update, then invalidate. Write-through caches the row the
+    /// database returned. Write-behind merges the set columns over the current row, caches the
+    /// result and queues it.
+    ///
+    /// # Errors
+    /// [`Error::Db`] from the database; [`Error::MissingPrimaryKey`]; [`Error::NotFound`]
+    /// (write-behind, no such row).
+    pub async fn update(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
+        let inner = &*self.inner;
+        let model = match inner.config.policy {
+            Policy::CacheAside | Policy::ReadThrough => inner.update_invalidate(am).await?,
+            Policy::WriteThrough => inner.update_through(am).await?,
+            Policy::WriteBehind => inner.update_behind(am).await?,
+        };
+        bump(&inner.counters.writes);
+        Ok(model)
+    }
+
+    /// Deletes a row by key; returns whether it existed. Under write-behind, readers see it
+    /// gone at once and the table follows at the next flush.
+    ///
+    /// # Errors
+    /// [`Error::Db`] from the database.
+    pub async fn delete(&self, key: KeyOf<E>) -> Result<bool> {
+        let inner = &*self.inner;
+        let existed = match inner.config.policy {
+            Policy::CacheAside | Policy::ReadThrough => inner.delete_invalidate(&key).await?,
+            Policy::WriteThrough => inner.delete_through(&key).await?,
+            Policy::WriteBehind => inner.delete_behind(&key).await?,
+        };
+        bump(&inner.counters.writes);
+        Ok(existed)
+    }
+
+    /// Deletes the key's entry; the next read loads it again. A load of the key already in
+    /// flight will not fill the cache.
+    pub async fn invalidate(&self, key: KeyOf<E>) {
+        self.inner.store.invalidate(&key);
+    }
+
+    /// Makes every entry of the entity stale at once.
+    pub async fn invalidate_all(&self) {
+        self.inner.store.invalidate_all();
+    }
+
+    /// Loads the rows `select` returns into the cache; returns how many.
+    ///
+    /// ```no_run
+    /// # async fn demo(users: sea_orm_cache::Repository<entity::user::Entity>) -> sea_orm_cache::Result<()> {
+    /// use sea_orm::{EntityTrait, QuerySelect};
+    /// let warmed = users.warm(entity::user::Entity::find().limit(10_000)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Db`] if the query failed.
+    pub async fn warm(&self, select: Select<E>) -> Result<usize> {
+        let inner = &*self.inner;
+        let ticket = inner.store.ticket();
+        let rows = select.all(&inner.db).await?;
+        bump(&inner.counters.loads);
+        let n = rows.len();
+        for row in rows {
+            inner
+                .store
+                .fill(key_of_model::<E>(&row), ticket, Some(Arc::new(row)));
+        }
+        Ok(n)
+    }
+
+    /// Applies every pending write-behind write now; returns how many keys were applied.
+    /// Does nothing under the other policies.
+    ///
+    /// # Errors
+    /// [`Error::Db`] if a batch failed; it stays pending and is retried.
+    pub async fn flush(&self) -> Result<usize> {
+        match &self.inner.queue {
+            Some(queue) => queue.flush().await,
+            None => Ok(0),
+        }
+    }
+
+    /// A snapshot of the entity's cache figures.
+    pub fn stats(&self) -> CacheStats {
+        let inner = &*self.inner;
+        let pending = inner.queue.as_ref().map_or(0, |q| q.depth());
+        inner.counters.snapshot(inner.store.len(), pending)
+    }
+}

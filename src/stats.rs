@@ -1,0 +1,127 @@
+//! Counters kept per entity, and the [`CacheStats`] snapshot a repository hands out.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters; every field is a relaxed atomic.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) negative_hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) load_errors: AtomicU64,
+    pub(crate) stale_fills_rejected: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) expired: AtomicU64,
+    pub(crate) invalidated: AtomicU64,
+    pub(crate) evicted: AtomicU64,
+    pub(crate) replaced: AtomicU64,
+    pub(crate) writes: AtomicU64,
+    pub(crate) db_writes: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) flushed_rows: AtomicU64,
+    pub(crate) coalesced_writes: AtomicU64,
+    pub(crate) flush_errors: AtomicU64,
+}
+
+/// Adds one to a counter.
+#[inline]
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Relaxed);
+}
+
+/// Adds `n` to a counter.
+#[inline]
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Relaxed);
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, entries: usize, pending_writes: usize) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Relaxed),
+            negative_hits: self.negative_hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            coalesced: self.coalesced.load(Relaxed),
+            loads: self.loads.load(Relaxed),
+            load_errors: self.load_errors.load(Relaxed),
+            stale_fills_rejected: self.stale_fills_rejected.load(Relaxed),
+            stale_served: self.stale_served.load(Relaxed),
+            expired: self.expired.load(Relaxed),
+            invalidated: self.invalidated.load(Relaxed),
+            evicted: self.evicted.load(Relaxed),
+            replaced: self.replaced.load(Relaxed),
+            writes: self.writes.load(Relaxed),
+            db_writes: self.db_writes.load(Relaxed),
+            flushes: self.flushes.load(Relaxed),
+            flushed_rows: self.flushed_rows.load(Relaxed),
+            coalesced_writes: self.coalesced_writes.load(Relaxed),
+            flush_errors: self.flush_errors.load(Relaxed),
+            entries,
+            pending_writes,
+        }
+    }
+}
+
+/// A snapshot of one entity's cache figures, from [`Repository::stats`](crate::Repository::stats).
+///
+/// Reads are `hits + negative_hits + misses`; every miss either waited for another caller's
+/// load (`coalesced`) or ran one (`loads`, `load_errors`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Reads answered from the cache with a row.
+    pub hits: u64,
+    /// Reads answered from the cache with "no such row" (negative entries).
+    pub negative_hits: u64,
+    /// Reads the cache could not answer.
+    pub misses: u64,
+    /// Misses that waited for a load another caller had started (single flight).
+    pub coalesced: u64,
+    /// Loads that reached the database (or the caller's loader) and succeeded.
+    pub loads: u64,
+    /// Loads that failed; nothing was cached for them.
+    pub load_errors: u64,
+    /// Loads whose result was not cached because the key was invalidated or written meanwhile.
+    pub stale_fills_rejected: u64,
+    /// Expired entries served because the database failed (`stale_if_error`).
+    pub stale_served: u64,
+    /// Entries removed because their TTL ran out.
+    pub expired: u64,
+    /// Entries removed by an invalidation.
+    pub invalidated: u64,
+    /// Entries evicted to stay within capacity.
+    pub evicted: u64,
+    /// Entries overwritten by a write (write-through, write-behind).
+    pub replaced: u64,
+    /// Writes acknowledged by the repository.
+    pub writes: u64,
+    /// Write statements the repository sent to the database (flusher batches included).
+    pub db_writes: u64,
+    /// Write-behind batches applied.
+    pub flushes: u64,
+    /// Keys applied by write-behind batches.
+    pub flushed_rows: u64,
+    /// Write-behind writes absorbed by a later write to the same key before a flush.
+    pub coalesced_writes: u64,
+    /// Write-behind batches that failed and will be retried.
+    pub flush_errors: u64,
+    /// Entries now in the cache.
+    pub entries: usize,
+    /// Keys with a write-behind write not yet applied to the table.
+    pub pending_writes: usize,
+}
+
+impl CacheStats {
+    /// Reads answered by the cache over all reads; 0.0 before the first read.
+    pub fn hit_ratio(&self) -> f64 {
+        let answered = self.hits + self.negative_hits;
+        let reads = answered + self.misses;
+        if reads == 0 {
+            0.0
+        } else {
+            answered as f64 / reads as f64
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! One entity's store: a quick_cache of `Arc<Model>` by typed key, with expiry (TTL and
+//! jitter), negative entries, an entity-wide generation, and the fill check that keeps a load
+//! which started before an invalidation out of the cache (DESIGN G1, G2, G7).
+//!
+//! All of expiry lives in this file. The clock is read with one atomic load ([`Clock`]).
+//!
+//! # How a stale fill is refused
+//! Every load takes a [`Ticket`] (the store's invalidation epoch and generation) *before* it
+//! reads the database. Every invalidation or write of a key takes the key's stripe lock, moves
+//! the epoch forward and records it on the stripe. A fill takes the same stripe lock and is
+//! refused if the stripe has seen an epoch newer than its ticket. Stripes are shared by many
+//! keys, so a refusal can be spurious (the value is still returned to the caller, just not
+//! cached); it is never missed. An entity-wide invalidation moves the generation instead, and
+//! entries of an older generation are never served.
+
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use quick_cache::sync::{Cache, PlaceholderGuard};
+use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
+
+use crate::clock::Clock;
+use crate::config::CacheConfig;
+use crate::stats::{Counters, bump};
+
+/// Number of fill-check stripes per entity.
+const STRIPES: usize = 256;
+
+/// A cached answer: a row, or "no such row".
+#[derive(Debug)]
+pub(crate) struct Entry<M> {
+    pub(crate) value: Option<Arc<M>>,
+    expires_at: u64,
+    generation: u64,
+    /// Handed to waiters of one load, then removed at once (negative caching is off).
+    transient: bool,
+}
+
+impl<M> Clone for Entry<M> {
+    #[inline]
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            expires_at: self.expires_at,
+            generation: self.generation,
+            transient: self.transient,
+        }
+    }
+}
+
+impl<M> Entry<M> {
+    fn same_as(&self, other: &Self) -> bool {
+        self.expires_at == other.expires_at
+            && self.generation == other.generation
+            && match (&self.value, &other.value) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+/// Counts evictions (capacity pressure) into the entity's counters.
+#[derive(Clone, Debug)]
+pub(crate) struct Evictions(Arc<Counters>);
+
+impl<K, M> Lifecycle<K, Entry<M>> for Evictions {
+    type RequestState = ();
+
+    #[inline]
+    fn on_evict(&self, _state: &mut (), _key: K, _val: Entry<M>) {
+        bump(&self.0.evicted);
+    }
+}
+
+type QuickCache<K, M> = Cache<K, Entry<M>, UnitWeighter, DefaultHashBuilder, Evictions>;
+
+/// A guard that makes concurrent misses on one key wait for a single load (G1).
+pub(crate) type LoadGuard<'a, K, M> =
+    PlaceholderGuard<'a, K, Entry<M>, UnitWeighter, DefaultHashBuilder, Evictions>;
+
+/// Taken before a load reads the database; checked when its result is filled in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ticket {
+    epoch: u64,
+    generation: u64,
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub(crate) enum Lookup<'a, K, M> {
+    /// A fresh entry (or one handed over by the load this caller waited for).
+    Fresh(Option<Arc<M>>),
+    /// No usable entry: the caller must load and fill through the guard. `stale` is the
+    /// expired entry that was there, if any (for `stale_if_error`).
+    Load {
+        guard: LoadGuard<'a, K, M>,
+        stale: Option<Entry<M>>,
+    },
+}
+
+/// The per-entity store.
+pub(crate) struct Store<K, M> {
+    cache: QuickCache<K, M>,
+    hasher: DefaultHashBuilder,
+    stripes: Box<[Mutex<u64>]>,
+    epoch: AtomicU64,
+    generation: AtomicU64,
+    rng: AtomicU64,
+    clock: Clock,
+    ttl_ms: u64,
+    jitter_ms: u64,
+    negative_ttl_ms: Option<u64>,
+    stale_if_error_ms: Option<u64>,
+    counters: Arc<Counters>,
+}
+
+impl<K: Hash + Eq, M> std::fmt::Debug for Store<K, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("entries", &self.cache.len())
+            .field("capacity", &self.cache.capacity())
+            .field("ttl_ms", &self.ttl_ms)
+            .field("generation", &self.generation.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(stripe: &Mutex<u64>) -> MutexGuard<'_, u64> {
+    // The critical sections below cannot panic half-way; a poisoned stripe is still consistent.
+    stripe.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<K, M> Store<K, M>
+where
+    K: Hash + Eq + Clone,
+{
+    pub(crate) fn new(config: &CacheConfig, clock: Clock, counters: Arc<Counters>) -> Self {
+        let ttl_ms = config.ttl.as_millis() as u64;
+        let cache = Cache::with(
+            config.capacity,
+            config.capacity as u64,
+            UnitWeighter,
+            DefaultHashBuilder::default(),
+            Evictions(counters.clone()),
+        );
+        Self {
+            cache,
+            hasher: DefaultHashBuilder::default(),
+            stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+            epoch: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            rng: AtomicU64::new(0x853c_49e6_748f_ea9b),
+            clock,
+            ttl_ms,
+            jitter_ms: (ttl_ms as f64 * config.ttl_jitter) as u64,
+            negative_ttl_ms: config.negative_ttl.map(|d| d.as_millis() as u64),
+            stale_if_error_ms: config.stale_if_error.map(|d| d.as_millis() as u64),
+            counters,
+        }
+    }
+
+    #[inline]
+    fn is_fresh(&self, entry: &Entry<M>) -> bool {
+        entry.generation == self.generation.load(Ordering::Acquire)
+            && self.clock.now_ms() < entry.expires_at
+    }
+
+    /// The hit path: one quick_cache lookup, one clock read, one generation read. No
+    /// allocation, no lock beyond quick_cache's shard read lock. `None` means "not cached".
+    #[inline]
+    pub(crate) fn hit(&self, key: &K) -> Option<Option<Arc<M>>> {
+        let entry = self.cache.get(key)?;
+        if !self.is_fresh(&entry) {
+            return None;
+        }
+        match entry.value {
+            Some(_) => bump(&self.counters.hits),
+            None => bump(&self.counters.negative_hits),
+        }
+        Some(entry.value)
+    }
+
+    /// Reads the cache without counting or loading.
+    pub(crate) fn peek(&self, key: &K) -> Option<Option<Arc<M>>> {
+        let entry = self.cache.peek(key)?;
+        self.is_fresh(&entry).then_some(entry.value)
+    }
+
+    /// After a missed [`hit`](Self::hit): waits for a load already running on this key, or
+    /// returns the guard that makes this caller the loader.
+    pub(crate) async fn lookup_or_guard(&self, key: &K) -> Lookup<'_, K, M> {
+        let mut stale = None;
+        loop {
+            match self.cache.get_value_or_guard_async(key).await {
+                Ok(entry) if entry.transient || self.is_fresh(&entry) => {
+                    bump(&self.counters.coalesced);
+                    return Lookup::Fresh(entry.value);
+                }
+                Ok(entry) => {
+                    if self.cache.remove_if(key, |e| e.same_as(&entry)).is_some() {
+                        bump(&self.counters.expired);
+                    }
+                    stale = Some(entry);
+                }
+                Err(guard) => return Lookup::Load { guard, stale },
+            }
+        }
+    }
+
+    /// Whether an expired entry may still be served because loading failed.
+    pub(crate) fn may_serve_stale(&self, stale: &Entry<M>) -> bool {
+        self.stale_if_error_ms.is_some_and(|window| {
+            stale.generation == self.generation.load(Ordering::Acquire)
+                && self.clock.now_ms() < stale.expires_at.saturating_add(window)
+        })
+    }
+
+    /// Taken before a load reads the database.
+    pub(crate) fn ticket(&self) -> Ticket {
+        Ticket {
+            generation: self.generation.load(Ordering::Acquire),
+            epoch: self.epoch.load(Ordering::Acquire),
+        }
+    }
+
+    fn stripe(&self, key: &K) -> &Mutex<u64> {
+        &self.stripes[(self.hasher.hash_one(key) as usize) % STRIPES]
+    }
+
+    fn next_epoch(&self) -> u64 {
+        self.epoch.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// TTL with jitter taken off, from a splitmix64 sequence (no allocation, no lock).
+    fn expiry(&self, ttl_ms: u64, jitter_ms: u64) -> u64 {
+        let jitter = if jitter_ms == 0 {
+            0
+        } else {
+            let mut z = self
+                .rng
+                .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+                .wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % (jitter_ms + 1)
+        };
+        self.clock.now_ms().saturating_add(ttl_ms - jitter)
+    }
+
+    /// The entry a loaded value becomes; `None` when absence is not cached at all.
+    fn entry_for(&self, value: Option<Arc<M>>, generation: u64) -> Option<Entry<M>> {
+        let (expires_at, transient) = match (&value, self.negative_ttl_ms) {
+            (Some(_), _) => (self.expiry(self.ttl_ms, self.jitter_ms), false),
+            (None, Some(neg)) => (self.expiry(neg, 0), false),
+            (None, None) => return None,
+        };
+        Some(Entry {
+            value,
+            expires_at,
+            generation,
+            transient,
+        })
+    }
+
+    /// Fills the result of a guarded load, unless the key was invalidated or written since
+    /// `ticket` was taken. A refused fill drops the guard, so a waiter loads afresh.
+    pub(crate) fn fill_guarded(
+        &self,
+        guard: LoadGuard<'_, K, M>,
+        key: &K,
+        ticket: Ticket,
+        value: Option<Arc<M>>,
+    ) {
+        let stripe = lock(self.stripe(key));
+        if *stripe > ticket.epoch {
+            drop(stripe);
+            bump(&self.counters.stale_fills_rejected);
+            return;
+        }
+        match self.entry_for(value.clone(), ticket.generation) {
+            Some(entry) => {
+                let _ = guard.insert(entry);
+            }
+            None => {
+                // Negative caching is off: hand "no such row" to this load's waiters only.
+                let entry = Entry {
+                    value,
+                    expires_at: u64::MAX,
+                    generation: ticket.generation,
+                    transient: true,
+                };
+                let _ = guard.insert(entry);
+                self.cache.remove_if(key, |e| e.transient);
+            }
+        }
+    }
+
+    /// Fills a value loaded without a guard (batch loads, warming), under the same check.
+    pub(crate) fn fill(&self, key: K, ticket: Ticket, value: Option<Arc<M>>) {
+        let stripe = lock(self.stripe(&key));
+        if *stripe > ticket.epoch {
+            drop(stripe);
+            bump(&self.counters.stale_fills_rejected);
+            return;
+        }
+        if let Some(entry) = self.entry_for(value, ticket.generation) {
+            self.cache.insert(key, entry);
+        }
+    }
+
+    /// Sets a key to a value the writer knows is current (write-through, write-behind), and
+    /// refuses every load of the key that started before.
+    pub(crate) fn set(&self, key: K, value: Arc<M>) {
+        let mut stripe = lock(self.stripe(&key));
+        *stripe = self.next_epoch();
+        let entry = Entry {
+            value: Some(value),
+            expires_at: self.expiry(self.ttl_ms, self.jitter_ms),
+            generation: self.generation.load(Ordering::Acquire),
+            transient: false,
+        };
+        if self.cache.peek(&key).is_some() {
+            bump(&self.counters.replaced);
+        }
+        self.cache.insert(key, entry);
+    }
+
+    /// Deletes a key's entry and refuses every load of the key that started before.
+    pub(crate) fn invalidate(&self, key: &K) {
+        let mut stripe = lock(self.stripe(key));
+        *stripe = self.next_epoch();
+        if self.cache.remove(key).is_some() {
+            bump(&self.counters.invalidated);
+        }
+    }
+
+    /// Makes every entry of the entity stale, and every load in flight unfit to fill.
+    pub(crate) fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.next_epoch();
+        let before = self.cache.len();
+        self.cache.clear();
+        crate::stats::add(&self.counters.invalidated, before as u64);
+    }
+
+    /// Entries held now.
+    pub(crate) fn len(&self) -> usize {
+        self.cache.len()
+    }
+}
