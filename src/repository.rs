@@ -58,7 +58,7 @@ impl<E: CacheableEntity> EntityCache<E> {
         Self {
             name: table_name::<E>(),
             store: Store::new(&config, clock, counters.clone()),
-            locks: KeyLocks::new(),
+            locks: KeyLocks::new(counters.clone()),
             db,
             config,
             queue,
@@ -99,11 +99,12 @@ impl<E: CacheableEntity> EntityCache<E> {
             }
             Err(err) => {
                 bump(&self.counters.load_errors);
-                drop(guard);
                 match stale {
                     Some(stale) if self.store.may_serve_stale(&stale) => {
                         bump(&self.counters.stale_served);
-                        Ok(stale.value)
+                        let value = stale.value.clone();
+                        self.store.restore_stale(guard, key, ticket, stale);
+                        Ok(value)
                     }
                     _ => Err(err),
                 }

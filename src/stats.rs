@@ -18,6 +18,7 @@ pub(crate) struct Counters {
     pub(crate) evicted: AtomicU64,
     pub(crate) replaced: AtomicU64,
     pub(crate) writes: AtomicU64,
+    pub(crate) write_lock_waits: AtomicU64,
     pub(crate) db_writes: AtomicU64,
     pub(crate) flushes: AtomicU64,
     pub(crate) flushed_rows: AtomicU64,
@@ -53,6 +54,7 @@ impl Counters {
             evicted: self.evicted.load(Relaxed),
             replaced: self.replaced.load(Relaxed),
             writes: self.writes.load(Relaxed),
+            write_lock_waits: self.write_lock_waits.load(Relaxed),
             db_writes: self.db_writes.load(Relaxed),
             flushes: self.flushes.load(Relaxed),
             flushed_rows: self.flushed_rows.load(Relaxed),
@@ -97,6 +99,9 @@ pub struct CacheStats {
     pub replaced: u64,
     /// Writes acknowledged by the repository.
     pub writes: u64,
+    /// Writes that waited for another write to the same key (or one sharing its lock stripe)
+    /// to finish: write-through and write-behind serialise writes per key.
+    pub write_lock_waits: u64,
     /// Write statements the repository sent to the database (flusher batches included).
     pub db_writes: u64,
     /// Write-behind batches applied.

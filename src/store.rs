@@ -17,7 +17,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use quick_cache::sync::{Cache, PlaceholderGuard};
+use quick_cache::sync::{Cache, EntryAction, EntryResult, PlaceholderGuard};
 use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
 
 use crate::clock::Clock;
@@ -46,18 +46,6 @@ impl<M> Clone for Entry<M> {
             generation: self.generation,
             transient: self.transient,
         }
-    }
-}
-
-impl<M> Entry<M> {
-    fn same_as(&self, other: &Self) -> bool {
-        self.expires_at == other.expires_at
-            && self.generation == other.generation
-            && match (&self.value, &other.value) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            }
     }
 }
 
@@ -189,23 +177,57 @@ where
     }
 
     /// After a missed [`hit`](Self::hit): waits for a load already running on this key, or
-    /// returns the guard that makes this caller the loader.
+    /// returns the guard that makes this caller the loader. An expired entry is swapped for
+    /// the guard atomically and handed back as `stale`.
     pub(crate) async fn lookup_or_guard(&self, key: &K) -> Lookup<'_, K, M> {
-        let mut stale = None;
+        let usable = |entry: &Entry<M>| entry.transient || self.is_fresh(entry);
         loop {
             match self.cache.get_value_or_guard_async(key).await {
-                Ok(entry) if entry.transient || self.is_fresh(&entry) => {
+                Ok(entry) if usable(&entry) => {
                     bump(&self.counters.coalesced);
                     return Lookup::Fresh(entry.value);
                 }
-                Ok(entry) => {
-                    if self.cache.remove_if(key, |e| e.same_as(&entry)).is_some() {
-                        bump(&self.counters.expired);
+                Ok(_expired) => {
+                    let found = self
+                        .cache
+                        .entry_async(key, |_, entry| {
+                            if usable(entry) {
+                                EntryAction::Retain(entry.value.clone())
+                            } else {
+                                EntryAction::ReplaceWithGuard
+                            }
+                        })
+                        .await;
+                    match found {
+                        EntryResult::Retained(value) => return Lookup::Fresh(value),
+                        EntryResult::Replaced(guard, stale) => {
+                            bump(&self.counters.expired);
+                            return Lookup::Load {
+                                guard,
+                                stale: Some(stale),
+                            };
+                        }
+                        EntryResult::Vacant(guard) => return Lookup::Load { guard, stale: None },
+                        EntryResult::Removed(..) | EntryResult::Timeout => continue,
                     }
-                    stale = Some(entry);
                 }
-                Err(guard) => return Lookup::Load { guard, stale },
+                Err(guard) => return Lookup::Load { guard, stale: None },
             }
+        }
+    }
+
+    /// Puts an expired entry back after a failed load, so later reads can serve it again
+    /// (`stale_if_error`), unless the key was invalidated meanwhile.
+    pub(crate) fn restore_stale(
+        &self,
+        guard: LoadGuard<'_, K, M>,
+        key: &K,
+        ticket: Ticket,
+        stale: Entry<M>,
+    ) {
+        let stripe = lock(self.stripe(key));
+        if *stripe <= ticket.epoch {
+            let _ = guard.insert(stale);
         }
     }
 

@@ -7,9 +7,12 @@ pub(crate) mod write_behind;
 pub(crate) mod write_through;
 
 use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
 
 use quick_cache::DefaultHashBuilder;
 use tokio::sync::{Mutex, MutexGuard};
+
+use crate::stats::{Counters, bump};
 
 /// Number of per-key write lock stripes.
 const STRIPES: usize = 256;
@@ -20,6 +23,7 @@ const STRIPES: usize = 256;
 pub(crate) struct KeyLocks {
     hasher: DefaultHashBuilder,
     stripes: Box<[Mutex<()>]>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for KeyLocks {
@@ -31,17 +35,23 @@ impl std::fmt::Debug for KeyLocks {
 }
 
 impl KeyLocks {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(counters: Arc<Counters>) -> Self {
         Self {
             hasher: DefaultHashBuilder::default(),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            counters,
         }
     }
 
-    /// Waits for the key's write lock.
+    /// Waits for the key's write lock; a wait is counted in `write_lock_waits`.
     pub(crate) async fn lock<K: Hash>(&self, key: &K) -> MutexGuard<'_, ()> {
-        self.stripes[(self.hasher.hash_one(key) as usize) % STRIPES]
-            .lock()
-            .await
+        let stripe = &self.stripes[(self.hasher.hash_one(key) as usize) % STRIPES];
+        match stripe.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                bump(&self.counters.write_lock_waits);
+                stripe.lock().await
+            }
+        }
     }
 }

@@ -1,0 +1,13 @@
+//! Integration tests, one module per behaviour. `backend_tests!` runs every test body on
+//! SQLite, Postgres and MySQL/MariaDB, so test names read `module::backend::test`.
+
+mod common;
+
+mod composite_keys;
+mod expiry;
+mod faults;
+mod policies;
+mod single_flight;
+mod stale_fill;
+mod write_behind;
+mod write_through;
