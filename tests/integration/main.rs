@@ -1,6 +1,8 @@
 //! Integration tests, one module per behaviour. `backend_tests!` runs every test body on
 //! SQLite, Postgres and MySQL/MariaDB, so test names read `module::backend::test`.
 
+#![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the report.
+
 mod common;
 
 mod composite_keys;

@@ -77,8 +77,10 @@ mod gated {
 
     /// A write whose new name is a key here stops in `after_save`: it reports through the
     /// first sender and waits for the receiver to turn true.
-    pub(crate) static HOLDS: Mutex<Vec<(String, oneshot::Sender<()>, watch::Receiver<bool>)>> =
-        Mutex::new(Vec::new());
+    pub(crate) static HOLDS: Mutex<Vec<Hold>> = Mutex::new(Vec::new());
+
+    /// The held name, where to report arrival, and the release signal.
+    pub(crate) type Hold = (String, oneshot::Sender<()>, watch::Receiver<bool>);
 
     fn take_hold(name: &str) -> Option<(oneshot::Sender<()>, watch::Receiver<bool>)> {
         let mut holds = HOLDS.lock().unwrap();
