@@ -1,0 +1,178 @@
+//! Hit, miss and coalescing figures of sea-orm-cache, measured in one run and printed as a
+//! markdown table.
+//!
+//! Run it with:
+//!
+//! ```text
+//! cargo run --release --example bench
+//! ```
+//!
+//! Everything runs against an in-memory SQLite database (`sqlite::memory:`; SeaORM gives a
+//! SQLite pool a single connection by default) with the `users` entity under read-through.
+//! Per-operation figures are the best of 5 runs. For `criterion` statistics, see
+//! `cargo bench --bench hit_miss`.
+
+use std::error::Error;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use entity::user;
+use migration::{Migrator, MigratorTrait};
+use quick_cache::sync::Cache;
+use sea_orm::{ActiveValue::Set, Database, EntityTrait};
+use sea_orm_cache::{CacheLayer, Policy};
+use tokio::sync::Barrier;
+
+/// Runs of each measurement; the fastest is reported.
+const RUNS: u32 = 5;
+/// Iterations per run for the in-memory measurements (hit, raw quick_cache).
+const MEMORY_ITERS: u32 = 5_000_000;
+/// Iterations per run for the measurements that reach the database.
+const DB_ITERS: u32 = 10_000;
+/// Concurrent readers of one cold key.
+const TASKS: usize = 1_000;
+/// Rounds of the coalescing test, each on a key not read before.
+const ROUNDS: i64 = 20;
+/// The key the hit, miss and find_by_id measurements read.
+const HOT: i64 = 1;
+
+/// Nanoseconds per iteration of `$body`, the best of [`RUNS`] runs of `$iters` iterations.
+macro_rules! best_ns {
+    ($iters:expr, $body:expr) => {{
+        let mut best = f64::INFINITY;
+        for _ in 0..RUNS {
+            let started = Instant::now();
+            for _ in 0..$iters {
+                $body;
+            }
+            best = best.min(started.elapsed().as_nanos() as f64 / f64::from($iters));
+        }
+        best
+    }};
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), Box<dyn Error>> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build; run `cargo run --release --example bench`");
+    }
+
+    // Count the SELECTs on `users` that reach the database. The callback must be set before
+    // the connection is cloned into the cache layer.
+    let mut db = Database::connect("sqlite::memory:").await?;
+    let selects = Arc::new(AtomicU64::new(0));
+    let counter = selects.clone();
+    db.set_metric_callback(move |info| {
+        let sql = &info.statement.sql;
+        if sql.starts_with("SELECT") && sql.contains(r#"FROM "users""#) {
+            counter.fetch_add(1, Relaxed);
+        }
+    });
+    Migrator::up(&db, None).await?;
+    user::Entity::insert_many((1..=1 + ROUNDS).map(|id| user::ActiveModel {
+        id: Set(id),
+        email: Set(format!("user{id}@example.com")),
+        name: Set(format!("User {id}")),
+        bio: Set("Writes about caches.".to_owned()),
+        updated_at: Set(0),
+    }))
+    .exec(&db)
+    .await?;
+
+    let cache = CacheLayer::builder(db.clone())
+        .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .build()
+        .await?;
+    let users = cache.repository::<user::Entity>();
+
+    // Repository hit: a warmed key.
+    let model = users.get(HOT).await?.ok_or("user 1 exists")?;
+    let hits_before = users.stats().hits;
+    let hit = best_ns!(MEMORY_ITERS, black_box(users.get(black_box(HOT)).await?));
+    let hits = users.stats().hits - hits_before;
+    check(
+        hits == u64::from(RUNS * MEMORY_ITERS),
+        "every hit read was a hit",
+    )?;
+
+    // The same lookup on a bare quick_cache.
+    let raw_cache: Cache<i64, Arc<user::Model>> = Cache::new(10_000);
+    raw_cache.insert(HOT, model);
+    let raw = best_ns!(MEMORY_ITERS, black_box(raw_cache.get(black_box(&HOT))));
+
+    // SeaORM by itself.
+    let find = best_ns!(
+        DB_ITERS,
+        black_box(user::Entity::find_by_id(black_box(HOT)).one(&db).await?)
+    );
+
+    // Read-through miss: every iteration drops the entry, so `get` loads from the database.
+    let loads_before = users.stats().loads;
+    let miss = best_ns!(DB_ITERS, {
+        users.invalidate(HOT).await;
+        black_box(users.get(black_box(HOT)).await?)
+    });
+    let loads = users.stats().loads - loads_before;
+    check(
+        loads == u64::from(RUNS * DB_ITERS),
+        "every miss read loaded",
+    )?;
+
+    // Coalescing: TASKS readers released at once on a key nobody read yet.
+    let (mut max_loads, mut max_selects) = (0, 0);
+    for round in 0..ROUNDS {
+        let key = HOT + 1 + round;
+        let (loads_before, selects_before) = (users.stats().loads, selects.load(Relaxed));
+        let barrier = Arc::new(Barrier::new(TASKS));
+        let readers: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let (users, barrier) = (users.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    users.get(key).await
+                })
+            })
+            .collect();
+        for reader in readers {
+            check(reader.await??.is_some(), "every reader sees the row")?;
+        }
+        max_loads = max_loads.max(users.stats().loads - loads_before);
+        max_selects = max_selects.max(selects.load(Relaxed) - selects_before);
+    }
+
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("Measured on: <date>, <machine> ({cores} hardware threads available)");
+    println!();
+    println!("| Operation | ns/op | Comparison |");
+    println!("|---|---:|---|");
+    println!("| Repository hit (`users.get`, warmed key, read-through) | {hit:.0} | |");
+    println!(
+        "| Raw quick_cache `get` of an `Arc<user::Model>` | {raw:.0} | hit / raw = {:.2}× |",
+        hit / raw
+    );
+    println!(
+        "| SeaORM `find_by_id(id).one(&db)` (in-memory SQLite) | {find:.0} | find_by_id / hit = {:.0}× |",
+        find / hit
+    );
+    println!(
+        "| Read-through miss (`invalidate` + `get`) | {miss:.0} | miss / find_by_id = {:.2}× |",
+        miss / find
+    );
+    println!(
+        "| {TASKS} concurrent `get`s of one cold key ({ROUNDS} rounds) | - | at most {max_loads} DB load(s) per round ({max_selects} SELECT(s) seen by SeaORM) |"
+    );
+
+    cache.shutdown().await?;
+    Ok(())
+}
+
+/// Turns a failed sanity check into an error, so a wrong measurement is never printed.
+fn check(ok: bool, what: &str) -> Result<(), Box<dyn Error>> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("sanity check failed: {what}").into())
+    }
+}
