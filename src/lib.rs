@@ -32,7 +32,7 @@ pub use config::{CacheConfig, Policy, WriteBehindConfig};
 pub use error::{Error, Result};
 pub use key::{CacheableEntity, KeyOf};
 pub use layer::{CacheLayer, CacheLayerBuilder};
-pub use repository::Repository;
+pub use repository::{Get, Repository};
 pub use stats::CacheStats;
 
 /// The names most programs need: `use sea_orm_cache::prelude::*;`.

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use sea_orm::{DatabaseConnection, QueryFilter, Select};
 
@@ -66,6 +68,15 @@ impl<E: CacheableEntity> EntityCache<E> {
         }
     }
 
+    /// `get` after a missed hit.
+    async fn get_miss(&self, key: KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
+        if self.config.policy == Policy::CacheAside {
+            bump(&self.counters.misses);
+            return Err(Error::LoaderRequired { entity: self.name });
+        }
+        self.load_with(&key, || self.load_by_key(&key)).await
+    }
+
     /// Read-through read: the cache, else one coalesced load by key.
     pub(crate) async fn read(&self, key: &KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
         if let Some(value) = self.store.hit(key) {
@@ -113,6 +124,41 @@ impl<E: CacheableEntity> EntityCache<E> {
     }
 }
 
+/// The future [`Repository::get`] returns. The cache is read when `get` is called, so a hit
+/// is ready at once and costs no allocation; a miss loads when the future is awaited.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Get<'a, E: CacheableEntity>(GetState<'a, E>);
+
+type Loading<'a, M> = Pin<Box<dyn Future<Output = Result<Option<Arc<M>>>> + Send + 'a>>;
+
+enum GetState<'a, E: CacheableEntity> {
+    /// Answered from the cache; taken by the first poll.
+    Hit(Option<Option<Arc<E::Model>>>),
+    /// The miss path, boxed: its future is large and a hit should not carry it.
+    Miss(Loading<'a, E::Model>),
+}
+
+impl<E: CacheableEntity> Future for Get<'_, E> {
+    type Output = Result<Option<Arc<E::Model>>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            GetState::Hit(value) => Poll::Ready(Ok(value.take().flatten())),
+            GetState::Miss(load) => load.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<E: CacheableEntity> fmt::Debug for Get<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            GetState::Hit(_) => "Get::Hit",
+            GetState::Miss(_) => "Get::Miss",
+        })
+    }
+}
+
 /// One entity behind the cache policy chosen for it. Cheap to clone; get one from
 /// [`CacheLayer::repository`](crate::CacheLayer::repository).
 ///
@@ -148,23 +194,20 @@ impl<E: CacheableEntity> Repository<E> {
     /// Reads a row by primary key: from the cache, else loaded by the repository (concurrent
     /// misses on one key share one load). `Ok(None)` means there is no such row.
     ///
-    /// A cache hit takes no lock beyond quick_cache's shard read lock, allocates nothing and
-    /// formats nothing.
+    /// The cache is read when `get` is called: a hit takes no lock beyond quick_cache's shard
+    /// read lock, allocates nothing, formats nothing, and the returned future is ready at once.
+    /// A miss loads when the future is awaited.
     ///
     /// # Errors
-    /// [`Error::Db`] if the load failed (nothing is cached); [`Error::LoaderRequired`] for a
-    /// cache-aside entity, which never loads by itself: use [`get_or_load`](Self::get_or_load).
+    /// The future yields [`Error::Db`] if the load failed (nothing is cached), or
+    /// [`Error::LoaderRequired`] for a cache-aside entity, which never loads by itself: use
+    /// [`get_or_load`](Self::get_or_load).
     #[inline]
-    pub async fn get(&self, key: KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
-        let inner = &*self.inner;
-        if let Some(value) = inner.store.hit(&key) {
-            return Ok(value);
-        }
-        if inner.config.policy == Policy::CacheAside {
-            bump(&inner.counters.misses);
-            return Err(Error::LoaderRequired { entity: inner.name });
-        }
-        inner.load_with(&key, || inner.load_by_key(&key)).await
+    pub fn get(&self, key: KeyOf<E>) -> Get<'_, E> {
+        Get(match self.inner.store.hit(&key) {
+            Some(value) => GetState::Hit(Some(value)),
+            None => GetState::Miss(Box::pin(self.inner.get_miss(key))),
+        })
     }
 
     /// Cache-aside read: the cached row, else the row `loader` returns, which is cached unless
