@@ -40,11 +40,6 @@ impl<E: CacheableEntity> fmt::Debug for EntityCache<E> {
     }
 }
 
-/// The table name of `E`, leaked once per registered entity so errors can carry it.
-fn table_name<E: CacheableEntity>() -> &'static str {
-    Box::leak(E::default().table_name().to_owned().into_boxed_str())
-}
-
 impl<E: CacheableEntity> EntityCache<E> {
     /// Builds the entity's store; a write-behind entity also starts its flusher.
     pub(crate) fn new(db: DatabaseConnection, config: CacheConfig, clock: Clock) -> Self {
@@ -58,7 +53,7 @@ impl<E: CacheableEntity> EntityCache<E> {
             _ => None,
         };
         Self {
-            name: table_name::<E>(),
+            name: E::default().table_name(),
             store: Store::new(&config, clock, counters.clone()),
             locks: KeyLocks::new(counters.clone()),
             db,
@@ -212,7 +207,8 @@ impl<E: CacheableEntity> Repository<E> {
 
     /// Cache-aside read: the cached row, else the row `loader` returns, which is cached unless
     /// the key was invalidated while it ran. Concurrent misses on one key run one loader.
-    /// Works under every policy.
+    /// Works under every policy; under write-behind a pending write for the key is returned
+    /// without running the loader.
     ///
     /// ```no_run
     /// # async fn demo(users: sea_orm_cache::Repository<entity::user::Entity>, db: sea_orm::DatabaseConnection) -> sea_orm_cache::Result<()> {
@@ -241,6 +237,12 @@ impl<E: CacheableEntity> Repository<E> {
         }
         inner
             .load_with(&key, || async {
+                // Under write-behind a pending write is newer than anything the loader reads.
+                if let Some(queue) = &inner.queue
+                    && let Some(pending) = queue.pending(&key).await?
+                {
+                    return Ok(pending.into_value());
+                }
                 loader()
                     .await
                     .map(|row| row.map(Arc::new))

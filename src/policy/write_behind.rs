@@ -144,7 +144,8 @@ impl<E: CacheableEntity> MemoryQueue<E> {
     }
 
     /// The flusher: sleeps until there is work, lets writes gather for `max_delay` (or until a
-    /// batch is full), flushes, and backs off exponentially while flushes fail.
+    /// batch is full, or the queue is at its bound), flushes, and backs off exponentially while
+    /// flushes fail.
     async fn run(self: Arc<Self>) {
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -154,8 +155,17 @@ impl<E: CacheableEntity> MemoryQueue<E> {
             if self.stopping.load(Ordering::Acquire) {
                 return;
             }
-            if self.depth() < self.config.batch {
-                let _ = tokio::time::timeout(self.config.max_delay, self.wake.notified()).await;
+            // Let writes gather until max_delay passes or a batch is full. A wake-up only
+            // prompts a re-check, so a stale notification cannot cut the window short.
+            let deadline = tokio::time::Instant::now() + self.config.max_delay;
+            let enough = self.config.batch.min(self.config.max_pending);
+            while self.depth() < enough && !self.stopping.load(Ordering::Acquire) {
+                if tokio::time::timeout_at(deadline, self.wake.notified())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
             }
             match self.flush_all().await {
                 Ok(_) => backoff = FIRST_BACKOFF,
@@ -296,7 +306,7 @@ impl<E: CacheableEntity> WriteQueue<E> for MemoryQueue<E> {
                     state.order.push_back(key);
                     let depth = state.pending.len();
                     drop(state);
-                    if depth == 1 || depth >= self.config.batch {
+                    if depth == 1 || depth >= self.config.batch.min(self.config.max_pending) {
                         self.wake.notify_one();
                     }
                     return Ok(());

@@ -229,6 +229,17 @@ async fn write_behind_acknowledges_before_the_table(t: TestDb) {
         Some(inserted.clone()),
         "a miss reads the pending write, not the table"
     );
+    profiles.invalidate(other.id).await;
+    let db = t.db.clone();
+    let loaded = profiles
+        .get_or_load(other.id, || profile::Entity::find_by_id(other.id).one(&db))
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded,
+        Some(inserted.clone()),
+        "the pending write wins over a loader"
+    );
 
     assert!(profiles.delete(p.user_id).await.unwrap());
     assert_eq!(profiles.get(p.user_id).await.unwrap(), None);

@@ -116,7 +116,9 @@ async fn shutdown_applies_every_pending_write(t: TestDb) {
     ));
 }
 
-/// At `max_pending` keys a writer of a new key waits until the flusher makes room.
+/// At `max_pending` keys a writer of a new key waits until the flusher makes room: here the
+/// table is away, so flushes fail and memory must not grow; once it is back, the flusher's
+/// retry applies the batch and the writer goes on.
 async fn writers_wait_at_the_pending_bound(t: TestDb) {
     let cache = layer(
         &t,
@@ -126,6 +128,7 @@ async fn writers_wait_at_the_pending_bound(t: TestDb) {
     )
     .await;
     let profiles = cache.repository::<profile::Entity>();
+    t.rename_table("profiles", "profiles_away").await;
     for id in 1..=4 {
         profiles.insert(new_profile(id)).await.unwrap();
     }
@@ -134,13 +137,111 @@ async fn writers_wait_at_the_pending_bound(t: TestDb) {
     let mut blocked = pin!(blocked);
     let first_poll = std::future::poll_fn(|cx| Poll::Ready(blocked.as_mut().poll(cx))).await;
     assert!(first_poll.is_pending(), "the fifth key waits for room");
-    profiles.flush().await.unwrap();
-    blocked.await.unwrap();
+    assert_eq!(profiles.stats().pending_writes, 4, "memory does not grow");
+
+    t.rename_table("profiles_away", "profiles").await;
+    tokio::time::timeout(Duration::from_secs(30), blocked)
+        .await
+        .expect("room is made once the table is back")
+        .unwrap();
     cache.shutdown().await.unwrap();
-    assert_eq!(profile::Entity::find().all(&t.db).await.unwrap().len(), 5);
+    let mut rows: Vec<(i64, i64)> = profile::Entity::find()
+        .all(&t.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.user_id, r.visits))
+        .collect();
+    rows.sort();
+    assert_eq!(rows, vec![(1, 7), (2, 0), (3, 0), (4, 0), (5, 0)]);
+}
+
+/// Several writes to one key in one window: the table ends with the last of them, whatever
+/// their kinds (update, delete, insert again).
+async fn the_last_write_per_key_wins_whatever_its_kind(t: TestDb) {
+    seed_profile(&t.db, 1).await;
+    seed_profile(&t.db, 2).await;
+    let cache = layer(
+        &t,
+        WriteBehindConfig::default().max_delay(Duration::from_secs(3600)),
+    )
+    .await;
+    let profiles = cache.repository::<profile::Entity>();
+    // Key 1: update, delete, insert again. Key 2: update, then delete.
+    profiles.update(visits(1, 5)).await.unwrap();
+    profiles.delete(1).await.unwrap();
+    assert_eq!(profiles.get(1).await.unwrap(), None);
+    let again = profiles
+        .insert(profile::ActiveModel {
+            user_id: Set(1),
+            display_name: Set("again".into()),
+            visits: Set(9),
+        })
+        .await
+        .unwrap();
+    profiles.update(visits(2, 5)).await.unwrap();
+    profiles.delete(2).await.unwrap();
+    assert_eq!(profiles.flush().await.unwrap(), 2);
+
+    let rows = profile::Entity::find().all(&t.db).await.unwrap();
+    assert_eq!(rows, vec![(*again).clone()]);
+    cache.shutdown().await.unwrap();
+}
+
+/// Waits (bounded) until the flusher has applied `n` batches by itself.
+async fn flushed_by_itself(profiles: &sea_orm_cache::Repository<profile::Entity>, n: u64) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while profiles.stats().flushes < n {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the background flusher ran");
+}
+
+/// The background flusher applies writes after `max_delay` without being asked, and at once
+/// when a batch is full.
+async fn the_flusher_runs_on_max_delay_and_on_a_full_batch(t: TestDb) {
+    let cache = CacheLayer::builder(t.db.clone())
+        .entity::<profile::Entity>(|c| {
+            c.policy(Policy::WriteBehind)
+                .write_behind(WriteBehindConfig::default().max_delay(Duration::from_millis(20)))
+        })
+        .build()
+        .await
+        .unwrap();
+    let profiles = cache.repository::<profile::Entity>();
+    profiles.insert(new_profile(1)).await.unwrap();
+    flushed_by_itself(&profiles, 1).await;
+    assert!(
+        profile::Entity::find_by_id(1)
+            .one(&t.db)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let full = layer(
+        &t,
+        WriteBehindConfig::default()
+            .max_delay(Duration::from_secs(3600))
+            .batch(10),
+    )
+    .await;
+    let batched = full.repository::<profile::Entity>();
+    for id in 100..110 {
+        batched.insert(new_profile(id)).await.unwrap();
+    }
+    flushed_by_itself(&batched, 1).await;
+    assert_eq!(batched.stats().flushed_rows, 10);
+    assert_eq!(profile::Entity::find().all(&t.db).await.unwrap().len(), 11);
+    cache.shutdown().await.unwrap();
+    full.shutdown().await.unwrap();
 }
 
 crate::backend_tests!(
+    the_last_write_per_key_wins_whatever_its_kind,
+    the_flusher_runs_on_max_delay_and_on_a_full_batch,
     thousand_updates_in_one_window_make_one_table_write,
     shutdown_applies_every_pending_write,
     writers_wait_at_the_pending_bound,
