@@ -305,3 +305,55 @@ pub async fn seed_profile(db: &DatabaseConnection, user_id: i64) -> entity::prof
     .await
     .unwrap()
 }
+
+/// A layer caching `users` under `policy`, and its repository.
+pub async fn users_under(
+    t: &TestDb,
+    policy: sea_orm_cache::Policy,
+) -> (
+    sea_orm_cache::CacheLayer,
+    sea_orm_cache::Repository<entity::user::Entity>,
+) {
+    let cache = sea_orm_cache::CacheLayer::builder(t.db.clone())
+        .entity::<entity::user::Entity>(move |c| c.policy(policy))
+        .build()
+        .await
+        .unwrap();
+    let users = cache.repository::<entity::user::Entity>();
+    (cache, users)
+}
+
+/// A `get_or_load` of user `id` whose loader reads the row, reports that it has read, and
+/// then holds until released: the way to put an invalidation or a write between a load's
+/// read and its fill.
+pub struct HeldLoad {
+    pub task: tokio::task::JoinHandle<sea_orm_cache::Result<Option<Arc<entity::user::Model>>>>,
+    pub has_read: tokio::sync::oneshot::Receiver<()>,
+    pub release: tokio::sync::watch::Sender<bool>,
+}
+
+pub fn held_load(
+    users: &sea_orm_cache::Repository<entity::user::Entity>,
+    db: &DatabaseConnection,
+    id: i64,
+) -> HeldLoad {
+    use sea_orm::EntityTrait;
+    let (read_done, has_read) = tokio::sync::oneshot::channel();
+    let (release, mut gate) = tokio::sync::watch::channel(false);
+    let (users, db) = (users.clone(), db.clone());
+    let task = tokio::spawn(async move {
+        users
+            .get_or_load(id, move || async move {
+                let row = entity::user::Entity::find_by_id(id).one(&db).await;
+                read_done.send(()).unwrap();
+                gate.wait_for(|open| *open).await.unwrap();
+                row
+            })
+            .await
+    });
+    HeldLoad {
+        task,
+        has_read,
+        release,
+    }
+}

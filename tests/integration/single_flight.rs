@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use entity::user;
 use sea_orm::EntityTrait;
-use sea_orm_cache::{CacheLayer, Policy};
+use sea_orm_cache::Policy;
 use tokio::sync::{Barrier, watch};
 
 use crate::common::*;
@@ -15,12 +15,7 @@ const READERS: usize = 64;
 /// database sees one SELECT.
 async fn sixty_four_misses_share_one_load(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
-    let cache = CacheLayer::builder(t.db.clone())
-        .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough))
-        .build()
-        .await
-        .unwrap();
-    let users = cache.repository::<user::Entity>();
+    let (_cache, users) = users_under(&t, Policy::ReadThrough).await;
     let (open_gate, gate) = watch::channel(false);
     t.log.clear();
 
@@ -57,12 +52,7 @@ async fn sixty_four_misses_share_one_load(t: TestDb) {
 /// The same through plain read-through `get`s, released together by a barrier.
 async fn sixty_four_concurrent_gets_make_one_select(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
-    let cache = CacheLayer::builder(t.db.clone())
-        .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough))
-        .build()
-        .await
-        .unwrap();
-    let users = cache.repository::<user::Entity>();
+    let (_cache, users) = users_under(&t, Policy::ReadThrough).await;
     let barrier = Arc::new(Barrier::new(READERS));
     t.log.clear();
     let readers: Vec<_> = (0..READERS)

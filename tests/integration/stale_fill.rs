@@ -2,10 +2,9 @@
 //! lands in the cache, and readers that came after the invalidation get the new row.
 
 use entity::user;
+use sea_orm::ActiveModelTrait;
 use sea_orm::ActiveValue::{Set, Unchanged};
-use sea_orm::{ActiveModelTrait, EntityTrait};
-use sea_orm_cache::{CacheLayer, Policy};
-use tokio::sync::{oneshot, watch};
+use sea_orm_cache::Policy;
 
 use crate::common::*;
 
@@ -22,30 +21,9 @@ fn rename(id: i64, name: &str) -> user::ActiveModel {
 /// behind the stale load must get the new row.
 async fn load_started_before_invalidate_does_not_land(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
-    let cache = CacheLayer::builder(t.db.clone())
-        .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough))
-        .build()
-        .await
-        .unwrap();
-    let users = cache.repository::<user::Entity>();
-    let (read_done, has_read) = oneshot::channel();
-    let (open_gate, mut gate) = watch::channel(false);
-
-    let stale_reader = {
-        let users = users.clone();
-        let db = t.db.clone();
-        tokio::spawn(async move {
-            users
-                .get_or_load(u.id, move || async move {
-                    let row = user::Entity::find_by_id(u.id).one(&db).await;
-                    read_done.send(()).unwrap();
-                    gate.wait_for(|open| *open).await.unwrap();
-                    row
-                })
-                .await
-        })
-    };
-    has_read.await.unwrap();
+    let (_cache, users) = users_under(&t, Policy::ReadThrough).await;
+    let held = held_load(&users, &t.db, u.id);
+    held.has_read.await.unwrap();
     // A writer commits and invalidates while the load is in flight.
     rename(u.id, "new").update(&t.db).await.unwrap();
     users.invalidate(u.id).await;
@@ -57,9 +35,9 @@ async fn load_started_before_invalidate_does_not_land(t: TestDb) {
     while users.stats().misses < 2 {
         tokio::task::yield_now().await;
     }
-    open_gate.send(true).unwrap();
+    held.release.send(true).unwrap();
 
-    let old = stale_reader.await.unwrap().unwrap().unwrap();
+    let old = held.task.await.unwrap().unwrap().unwrap();
     assert_eq!(old.name, u.name, "the stale load returns what it read");
     let late = late_reader.await.unwrap().unwrap().unwrap();
     assert_eq!(
@@ -77,32 +55,12 @@ async fn load_started_before_invalidate_does_not_land(t: TestDb) {
 /// A load that read the row before a write-through write must not overwrite the written row.
 async fn load_started_before_write_through_does_not_overwrite(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
-    let cache = CacheLayer::builder(t.db.clone())
-        .entity::<user::Entity>(|c| c.policy(Policy::WriteThrough))
-        .build()
-        .await
-        .unwrap();
-    let users = cache.repository::<user::Entity>();
-    let (read_done, has_read) = oneshot::channel();
-    let (open_gate, mut gate) = watch::channel(false);
-    let stale_reader = {
-        let users = users.clone();
-        let db = t.db.clone();
-        tokio::spawn(async move {
-            users
-                .get_or_load(u.id, move || async move {
-                    let row = user::Entity::find_by_id(u.id).one(&db).await;
-                    read_done.send(()).unwrap();
-                    gate.wait_for(|open| *open).await.unwrap();
-                    row
-                })
-                .await
-        })
-    };
-    has_read.await.unwrap();
+    let (_cache, users) = users_under(&t, Policy::WriteThrough).await;
+    let held = held_load(&users, &t.db, u.id);
+    held.has_read.await.unwrap();
     let written = users.update(rename(u.id, "written")).await.unwrap();
-    open_gate.send(true).unwrap();
-    stale_reader.await.unwrap().unwrap();
+    held.release.send(true).unwrap();
+    held.task.await.unwrap().unwrap();
     assert_eq!(users.peek(&u.id), Some(written));
 }
 

@@ -15,12 +15,7 @@ const WRITERS: usize = 32;
 
 async fn concurrent_writers_leave_cache_equal_to_the_database(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
-    let cache = CacheLayer::builder(t.db.clone())
-        .entity::<user::Entity>(|c| c.policy(Policy::WriteThrough))
-        .build()
-        .await
-        .unwrap();
-    let users = cache.repository::<user::Entity>();
+    let (_cache, users) = users_under(&t, Policy::WriteThrough).await;
     users.get(u.id).await.unwrap();
     let barrier = Arc::new(Barrier::new(WRITERS));
     let writers: Vec<_> = (0..WRITERS)
