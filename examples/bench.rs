@@ -22,7 +22,8 @@ use std::time::Instant;
 use entity::user;
 use migration::{Migrator, MigratorTrait};
 use quick_cache::sync::Cache;
-use sea_orm::{ActiveValue::Set, Database, EntityTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, Database, EntityTrait, QueryFilter};
 use sea_orm_cache::{CacheLayer, Policy};
 use tokio::sync::Barrier;
 
@@ -32,6 +33,9 @@ const RUNS: u32 = 5;
 const MEMORY_ITERS: u32 = 5_000_000;
 /// Iterations per round for the measurements that reach the database.
 const DB_ITERS: u32 = 2_000;
+/// Alternating rounds of raw and cached-connection writes, and writes per round.
+const WRITE_ROUNDS: usize = 15;
+const WRITE_ITERS: u32 = 200;
 /// Alternating rounds of `find_by_id` and read-through misses.
 const DB_ROUNDS: u64 = 20;
 /// Concurrent readers of one cold key.
@@ -181,7 +185,96 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
 
     cache.shutdown().await?;
+
+    // A write statement through `CachedConnection` against the raw connection, on file SQLite
+    // and, when `TEST_POSTGRES_URL` names an admin connection, on a scratch Postgres database.
+    let sqlite_path = std::env::temp_dir().join(format!("soc-bench-{}.db", std::process::id()));
+    let sqlite_url = format!("sqlite://{}?mode=rwc", sqlite_path.display());
+    let (raw, cached) = write_overhead(&sqlite_url).await?;
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", sqlite_path.display()));
+    }
+    print_write_row("file SQLite", raw, cached);
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(admin) => {
+            let name = format!("soc_bench_{}", std::process::id());
+            let admin_db = Database::connect(admin.as_str()).await?;
+            admin_db
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
+            let url = format!(
+                "{}/{name}",
+                admin
+                    .rsplit_once('/')
+                    .map_or(admin.as_str(), |(base, _)| base)
+            );
+            let measured = write_overhead(&url).await;
+            admin_db
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await?;
+            let (raw, cached) = measured?;
+            print_write_row("Postgres", raw, cached);
+        }
+        Err(_) => println!(
+            "| Write through `CachedConnection`, Postgres | - | skipped: set TEST_POSTGRES_URL |"
+        ),
+    }
     Ok(())
+}
+
+/// Median ns of one `UPDATE ... WHERE id = ?` through the raw connection and through the
+/// layer's `CachedConnection`, in alternating rounds.
+async fn write_overhead(url: &str) -> Result<(f64, f64), Box<dyn Error>> {
+    let db = Database::connect(url).await?;
+    Migrator::up(&db, None).await?;
+    user::Entity::insert(user::ActiveModel {
+        id: Set(1),
+        email: Set("writer@example.com".to_owned()),
+        name: Set("Writer".to_owned()),
+        bio: Set(String::new()),
+        updated_at: Set(0),
+    })
+    .exec(&db)
+    .await?;
+    let cache = CacheLayer::builder(db.clone())
+        .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .build()
+        .await?;
+    let conn = cache.connection();
+    let users = cache.repository::<user::Entity>();
+    let update = |n: i64| {
+        user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::value(n))
+            .filter(user::Column::Id.eq(1))
+    };
+    let (mut raws, mut cacheds) = (Vec::new(), Vec::new());
+    let mut n = 0;
+    for _ in 0..WRITE_ROUNDS {
+        raws.push(best_ns!(1, WRITE_ITERS, {
+            n += 1;
+            update(n).exec(&db).await?
+        }));
+        users.get(1).await?;
+        let invalidated = users.stats().invalidated;
+        cacheds.push(best_ns!(1, WRITE_ITERS, {
+            n += 1;
+            update(n).exec(&conn).await?
+        }));
+        check(
+            users.stats().invalidated > invalidated,
+            "writes through the cached connection invalidate",
+        )?;
+    }
+    cache.shutdown().await?;
+    db.close().await?;
+    Ok((median(&mut raws), median(&mut cacheds)))
+}
+
+fn print_write_row(backend: &str, raw: f64, cached: f64) {
+    println!(
+        "| Write through `CachedConnection` vs raw `DatabaseConnection`, {backend} | {cached:.0} vs {raw:.0} | cached / raw = {:.3}× |",
+        cached / raw
+    );
 }
 
 /// The median of `values`.

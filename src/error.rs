@@ -40,6 +40,16 @@ pub enum Error {
         /// Table name of the entity.
         entity: &'static str,
     },
+    /// A repository write inside a transaction on a write-behind entity. The in-memory
+    /// write-behind queue cannot commit or roll back with the caller's transaction; the
+    /// durable outbox will.
+    #[error(
+        "entity `{entity}` uses write-behind, whose writes cannot join a transaction yet; write outside the transaction, or use write-through for this entity"
+    )]
+    WriteBehindInTransaction {
+        /// Table name of the entity.
+        entity: &'static str,
+    },
     /// The layer was shut down; write-behind writes are no longer accepted.
     #[error("the cache layer is shut down")]
     Shutdown,

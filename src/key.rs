@@ -9,15 +9,26 @@ use sea_orm::{
     PrimaryKeyToColumn, PrimaryKeyTrait, TryIntoModel,
 };
 
+use crate::cached::CachedEntity;
+
 /// The primary-key type of entity `E`: the cache key of its store.
 pub type KeyOf<E> = <<E as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType;
 
-/// An entity the cache can hold: its models are cheap to share and its primary key is hashable.
+/// An entity the cache can hold: it declares its cache configuration ([`CachedEntity`], from
+/// `#[derive(Cached)]`), its models are cheap to share and its primary key is hashable.
 ///
-/// Implemented for every SeaORM entity whose primary-key type is `Hash + Eq + Clone` (all
-/// integer, string and UUID keys, and tuples of them); there is nothing to implement by hand.
+/// Implemented for every SeaORM entity that implements [`CachedEntity`] and whose primary-key
+/// type is `Hash + Eq + Clone` (all integer, string and UUID keys, and tuples of them); there is
+/// nothing to implement by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached: add `#[derive(Cached)]` to its `Model`",
+    label = "not a cacheable entity",
+    note = "an entity is cached when its `Model` has `#[derive(Cached)]` next to `DeriveEntityModel` \
+            (`#[cache(...)]` configures it) and its primary key is `Hash + Eq + Clone`"
+)]
 pub trait CacheableEntity:
-    EntityTrait<
+    CachedEntity
+    + EntityTrait<
         Model: Sync + IntoActiveModel<<Self as EntityTrait>::ActiveModel> + 'static,
         ActiveModel: Send + Sync + TryIntoModel<<Self as EntityTrait>::Model> + 'static,
         PrimaryKey: PrimaryKeyTrait<ValueType: Hash + Eq + Clone + Sync + 'static>,
@@ -29,7 +40,8 @@ pub trait CacheableEntity:
 }
 
 impl<E> CacheableEntity for E where
-    E: EntityTrait<
+    E: CachedEntity
+        + EntityTrait<
             Model: Sync + IntoActiveModel<<E as EntityTrait>::ActiveModel> + 'static,
             ActiveModel: Send + Sync + TryIntoModel<<E as EntityTrait>::Model> + 'static,
             PrimaryKey: PrimaryKeyTrait<ValueType: Hash + Eq + Clone + Sync + 'static>,

@@ -6,10 +6,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sea_orm::DatabaseConnection;
+use std::future::Future;
+use std::pin::Pin;
+
+use sea_orm::{DatabaseConnection, DbErr, TransactionError, TransactionTrait};
 
 use crate::clock::Clock;
 use crate::config::CacheConfig;
+use crate::connection::{CachedConnection, CachedTransaction, Tables};
 use crate::error::{Error, Result};
 use crate::key::CacheableEntity;
 use crate::repository::{EntityCache, Repository};
@@ -36,7 +40,8 @@ struct Registered {
     background: Arc<dyn Background>,
 }
 
-type Register = Box<dyn FnOnce(&DatabaseConnection, &Clock) -> (TypeId, Registered) + Send>;
+type Register =
+    Box<dyn FnOnce(&DatabaseConnection, &Clock, &mut Tables) -> (TypeId, Registered) + Send>;
 
 /// Builds a [`CacheLayer`]; from [`CacheLayer::builder`].
 #[must_use]
@@ -55,8 +60,9 @@ impl fmt::Debug for CacheLayerBuilder {
 }
 
 impl CacheLayerBuilder {
-    /// Caches entity `E`; `configure` receives the default [`CacheConfig`] and returns the
-    /// one to use. Registering an entity twice keeps the last configuration.
+    /// Caches entity `E`; `configure` receives the entity's own configuration (its
+    /// `#[derive(Cached)]`, [`CachedEntity::cache_config`](crate::CachedEntity::cache_config))
+    /// and returns the one to use. Registering an entity twice keeps the last configuration.
     ///
     /// ```no_run
     /// # async fn demo(db: sea_orm::DatabaseConnection) -> sea_orm_cache::Result<()> {
@@ -72,9 +78,11 @@ impl CacheLayerBuilder {
         mut self,
         configure: impl FnOnce(CacheConfig) -> CacheConfig + Send + 'static,
     ) -> Self {
-        self.entities.push(Box::new(move |db, clock| {
-            let config = configure(CacheConfig::default());
+        self.entities.push(Box::new(move |db, clock, tables| {
+            let config = configure(E::cache_config());
             let cache = Arc::new(EntityCache::<E>::new(db.clone(), config, clock.clone()));
+            tables.insert(cache.clone());
+            crate::hooks::register(&cache);
             let registered = Registered {
                 cache: cache.clone(),
                 background: cache,
@@ -82,6 +90,13 @@ impl CacheLayerBuilder {
             (TypeId::of::<E>(), registered)
         }));
         self
+    }
+
+    /// Caches entity `E` with exactly `config`, in place of its `#[derive(Cached)]`
+    /// configuration: for a configuration read from a config file (`CacheConfig` implements
+    /// serde's `Deserialize`; [`CacheConfig::overlay`] reads one over the derive's).
+    pub fn entity_config<E: CacheableEntity>(self, config: CacheConfig) -> Self {
+        self.entity::<E>(move |_| config)
     }
 
     /// Uses `clock` for expiry instead of real time; pass [`Clock::manual`] in tests.
@@ -97,13 +112,15 @@ impl CacheLayerBuilder {
     /// None yet; the signature leaves room for start-up checks against the database.
     pub async fn build(self) -> Result<CacheLayer> {
         let clock = self.clock.unwrap_or_else(Clock::system);
+        let mut tables = Tables::default();
         let entities = self
             .entities
             .into_iter()
-            .map(|register| register(&self.db, &clock))
+            .map(|register| register(&self.db, &clock, &mut tables))
             .collect();
         Ok(CacheLayer {
             inner: Arc::new(LayerInner {
+                connection: CachedConnection::new(self.db.clone(), Arc::new(tables)),
                 db: self.db,
                 clock,
                 entities,
@@ -114,6 +131,7 @@ impl CacheLayerBuilder {
 
 struct LayerInner {
     db: DatabaseConnection,
+    connection: CachedConnection,
     clock: Clock,
     entities: HashMap<TypeId, Registered>,
 }
@@ -208,6 +226,63 @@ impl CacheLayer {
     /// The database connection the layer was built on.
     pub fn db(&self) -> &DatabaseConnection {
         &self.inner.db
+    }
+
+    /// A connection that keeps the cache in step with every write made through it: pass it
+    /// where the service passed its `DatabaseConnection`. See [`CachedConnection`].
+    pub fn connection(&self) -> CachedConnection {
+        self.inner.connection.clone()
+    }
+
+    /// Runs `callback` in a transaction on [`connection`](Self::connection): committed if it
+    /// returns `Ok`, rolled back if it returns `Err`. Cache effects of its writes (the
+    /// repository's `*_in` writes and plain SeaORM writes through the transaction) run after
+    /// the commit, and never after a rollback.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sea_orm::{ActiveValue::{Set, Unchanged}, ConnectionTrait, Database, Schema};
+    /// use sea_orm_cache::{CacheLayer, Error};
+    /// use entity::user;
+    ///
+    /// let db = Database::connect("sqlite::memory:").await?;
+    /// db.execute(&Schema::new(db.get_database_backend()).create_table_from_entity(user::Entity)).await?;
+    /// let cache = CacheLayer::builder(db).entity::<user::Entity>(|c| c).build().await?;
+    /// let users = cache.repository::<user::Entity>();
+    /// let ada = users.insert(user::ActiveModel {
+    ///     email: Set("ada@example.com".into()), name: Set("Ada".into()),
+    ///     bio: Set(String::new()), updated_at: Set(0), ..Default::default()
+    /// }).await?;
+    ///
+    /// let (repo, id) = (users.clone(), ada.id);
+    /// cache.transaction(|txn| Box::pin(async move {
+    ///     repo.update_in(txn, user::ActiveModel {
+    ///         id: Unchanged(id), name: Set("Ada L.".into()), ..Default::default()
+    ///     }).await?;
+    ///     Ok::<_, Error>(())
+    /// })).await?;
+    /// assert_eq!(users.get(id).await?.unwrap().name, "Ada L.");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The callback's error (after the rollback), or the database's on begin, commit or
+    /// rollback, converted with `From<DbErr>`.
+    pub async fn transaction<F, T, E>(&self, callback: F) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(
+                &'c CachedTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: From<DbErr> + fmt::Display + fmt::Debug + Send,
+    {
+        match self.inner.connection.transaction(callback).await {
+            Ok(value) => Ok(value),
+            Err(TransactionError::Connection(err)) => Err(err.into()),
+            Err(TransactionError::Transaction(err)) => Err(err),
+        }
     }
 
     /// The layer's clock.

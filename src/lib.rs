@@ -9,36 +9,120 @@
 //! - Entries expire after a TTL with jitter; "no such row" can be cached too (opt-in).
 //! - A database error on a miss is returned and nothing is cached.
 //!
-//! Build one [`CacheLayer`] per process over an existing `DatabaseConnection`, register the
-//! entities to cache with their [`CacheConfig`], and read and write through
-//! [`Repository<E>`]. See [`CacheLayer`] for a complete example and the README for what each
-//! policy promises.
+//! Declare how an entity is cached where it is defined, with [`#[derive(Cached)]`](Cached)
+//! and `#[cache(...)]`; build one [`CacheLayer`] per process over an existing
+//! `DatabaseConnection`, register the entities to cache (the builder may override any
+//! setting), and read and write through [`Repository<E>`]. The README says what each policy
+//! promises.
+//!
+//! ```
+//! use sea_orm::{ActiveValue::{Set, Unchanged}, ConnectionTrait, Database, Schema};
+//! use sea_orm_cache::{CacheLayer, Policy};
+//!
+//! mod user {
+//!     use sea_orm::entity::prelude::*;
+//!     use sea_orm_cache::Cached;
+//!
+//!     #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Cached)]
+//!     #[sea_orm(table_name = "users")]
+//!     #[cache(policy = "read_through", ttl = "5m", ttl_jitter = "10%", negative_ttl = "30s")]
+//!     pub struct Model {
+//!         #[sea_orm(primary_key)]
+//!         pub id: i64,
+//!         #[sea_orm(unique)]
+//!         pub email: String,
+//!         pub name: String,
+//!     }
+//!
+//!     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+//!     pub enum Relation {}
+//!
+//!     impl ActiveModelBehavior for ActiveModel {}
+//! }
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let db = Database::connect("sqlite::memory:").await?; // your existing connection
+//!     let schema = Schema::new(db.get_database_backend());
+//!     db.execute(&schema.create_table_from_entity(user::Entity)).await?;
+//!
+//!     let cache = CacheLayer::builder(db)
+//!         .entity::<user::Entity>(|c| c) // the derive's settings; change any of them here
+//!         .build()
+//!         .await?;
+//!     let users = cache.repository::<user::Entity>();
+//!
+//!     let ada = users
+//!         .insert(user::ActiveModel {
+//!             email: Set("ada@example.com".into()),
+//!             name: Set("Ada".into()),
+//!             ..Default::default()
+//!         })
+//!         .await?;
+//!     assert_eq!(users.get(ada.id).await?.as_deref(), Some(&*ada)); // loaded, then cached
+//!     assert_eq!(users.get(ada.id).await?.as_deref(), Some(&*ada)); // a hit: no query
+//!
+//!     users
+//!         .update(user::ActiveModel {
+//!             id: Unchanged(ada.id),
+//!             name: Set("Ada Lovelace".into()),
+//!             ..Default::default()
+//!         })
+//!         .await?; // invalidates the key: the next read reloads it
+//!     assert_eq!(users.get(ada.id).await?.map(|u| u.name.clone()).as_deref(), Some("Ada Lovelace"));
+//!
+//!     assert!(users.get(404).await?.is_none()); // "no such row", cached for 30 s
+//!     assert!(users.get(404).await?.is_none()); // answered from the cache
+//!
+//!     let stats = users.stats();
+//!     assert_eq!((stats.hits, stats.negative_hits, stats.loads), (1, 1, 3));
+//!     assert_eq!(cache.repository::<user::Entity>().stats().hits, 1); // one store per entity
+//!     cache.shutdown().await?; // applies pending write-behind writes, stops background tasks
+//!     Ok(())
+//! }
+//! ```
+//!
+//! An entity without `#[derive(Cached)]` cannot be cached: `cache.repository::<E>()` does not
+//! compile ([`CachedEntity`]). A service may also read entity configurations from its own
+//! config file: [`CacheConfig`] implements serde's `Deserialize`, and
+//! [`CacheLayerBuilder::entity_config`] applies one.
 //!
 //! This release keeps write-behind writes in memory until they are flushed: they are
 //! applied on [`CacheLayer::shutdown`], but a crash loses what was not flushed yet.
 
+#![deny(missing_docs)]
+
+mod cached;
 mod clock;
 mod config;
+mod connection;
 mod error;
+pub mod hooks;
 mod key;
 mod layer;
 mod policy;
 mod repository;
+mod sql;
 mod stats;
 mod store;
 
+pub use cached::CachedEntity;
 pub use clock::Clock;
 pub use config::{CacheConfig, Policy, WriteBehindConfig};
+pub use connection::{CachedConnection, CachedTransaction};
 pub use error::{Error, Result};
 pub use key::{CacheableEntity, KeyOf};
 pub use layer::{CacheLayer, CacheLayerBuilder};
 pub use repository::{Get, Repository};
 pub use stats::CacheStats;
 
+#[doc(inline)]
+pub use sea_orm_cache_macros::Cached;
+
 /// The names most programs need: `use sea_orm_cache::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        CacheConfig, CacheLayer, CacheStats, CacheableEntity, Error as CacheError, Policy,
-        Repository, WriteBehindConfig,
+        CacheConfig, CacheLayer, CacheStats, CacheableEntity, Cached, CachedEntity,
+        Error as CacheError, Policy, Repository, WriteBehindConfig,
     };
 }

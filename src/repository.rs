@@ -11,6 +11,7 @@ use sea_orm::{DatabaseConnection, QueryFilter, Select};
 
 use crate::clock::Clock;
 use crate::config::{CacheConfig, Policy};
+use crate::connection::CachedTransaction;
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_model, keys_condition};
 use crate::policy::KeyLocks;
@@ -377,6 +378,54 @@ impl<E: CacheableEntity> Repository<E> {
         };
         bump(&inner.counters.writes);
         Ok(existed)
+    }
+
+    /// Reads a row inside `txn`, from the database: the transaction sees its own uncommitted
+    /// writes, and nothing it reads is cached.
+    ///
+    /// # Errors
+    /// [`Error::Db`] from the database.
+    pub async fn get_in(
+        &self,
+        txn: &CachedTransaction,
+        key: KeyOf<E>,
+    ) -> Result<Option<Arc<E::Model>>> {
+        let row = E::find_by_id(key).one(txn.raw()).await?;
+        Ok(row.map(Arc::new))
+    }
+
+    /// [`insert`](Self::insert) inside `txn`; the cache follows after the outermost commit
+    /// (invalidated, or set to the inserted row under write-through), never after a rollback.
+    ///
+    /// # Errors
+    /// [`Error::Db`]; [`Error::WriteBehindInTransaction`] for a write-behind entity.
+    pub async fn insert_in(
+        &self,
+        txn: &CachedTransaction,
+        am: E::ActiveModel,
+    ) -> Result<Arc<E::Model>> {
+        self.inner.save_in(txn, am, true).await
+    }
+
+    /// [`update`](Self::update) inside `txn`; the cache follows after the outermost commit.
+    ///
+    /// # Errors
+    /// [`Error::Db`]; [`Error::WriteBehindInTransaction`] for a write-behind entity.
+    pub async fn update_in(
+        &self,
+        txn: &CachedTransaction,
+        am: E::ActiveModel,
+    ) -> Result<Arc<E::Model>> {
+        self.inner.save_in(txn, am, false).await
+    }
+
+    /// [`delete`](Self::delete) inside `txn`; the key is invalidated after the outermost
+    /// commit.
+    ///
+    /// # Errors
+    /// [`Error::Db`]; [`Error::WriteBehindInTransaction`] for a write-behind entity.
+    pub async fn delete_in(&self, txn: &CachedTransaction, key: KeyOf<E>) -> Result<bool> {
+        self.inner.delete_in(txn, key).await
     }
 
     /// Deletes the key's entry; the next read loads it again. A load of the key already in

@@ -12,6 +12,9 @@
 //! keys, so a refusal can be spurious (the value is still returned to the caller, just not
 //! cached); it is never missed. An entity-wide invalidation moves the generation instead, and
 //! entries of an older generation are never served.
+//!
+//! A stripe can also be *quarantined* until a time: fills are refused until then. The save
+//! hooks use it when they cannot see the commit of the transaction that wrote (see `hooks`).
 
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,7 +95,7 @@ pub(crate) enum Lookup<'a, K, M> {
 pub(crate) struct Store<K, M> {
     cache: QuickCache<K, M>,
     hasher: DefaultHashBuilder,
-    stripes: Box<[Mutex<u64>]>,
+    stripes: Box<[Mutex<Stripe>]>,
     epoch: AtomicU64,
     generation: AtomicU64,
     rng: AtomicU64,
@@ -115,7 +118,23 @@ impl<K: Hash + Eq, M> std::fmt::Debug for Store<K, M> {
     }
 }
 
-fn lock(stripe: &Mutex<u64>) -> MutexGuard<'_, u64> {
+/// The fill check's state for the keys that hash to one stripe.
+#[derive(Debug, Default)]
+struct Stripe {
+    /// Epoch of the last invalidation or write of a key of this stripe.
+    epoch: u64,
+    /// No fill before this time (clock milliseconds).
+    quarantine_until: u64,
+}
+
+impl Stripe {
+    /// Whether a load that took `ticket` may fill now.
+    fn admits(&self, ticket: Ticket, now_ms: u64) -> bool {
+        self.epoch <= ticket.epoch && now_ms >= self.quarantine_until
+    }
+}
+
+fn lock(stripe: &Mutex<Stripe>) -> MutexGuard<'_, Stripe> {
     // The critical sections below cannot panic half-way; a poisoned stripe is still consistent.
     stripe.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -136,7 +155,7 @@ where
         Self {
             cache,
             hasher: DefaultHashBuilder::default(),
-            stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
             epoch: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             rng: AtomicU64::new(0x853c_49e6_748f_ea9b),
@@ -226,7 +245,7 @@ where
         stale: Entry<M>,
     ) {
         let stripe = lock(self.stripe(key));
-        if *stripe <= ticket.epoch {
+        if stripe.admits(ticket, self.clock.now_ms()) {
             let _ = guard.insert(stale);
         }
     }
@@ -247,7 +266,7 @@ where
         }
     }
 
-    fn stripe(&self, key: &K) -> &Mutex<u64> {
+    fn stripe(&self, key: &K) -> &Mutex<Stripe> {
         &self.stripes[(self.hasher.hash_one(key) as usize) % STRIPES]
     }
 
@@ -296,7 +315,7 @@ where
         value: Option<Arc<M>>,
     ) {
         let stripe = lock(self.stripe(key));
-        if *stripe > ticket.epoch {
+        if !stripe.admits(ticket, self.clock.now_ms()) {
             drop(stripe);
             bump(&self.counters.stale_fills_rejected);
             return;
@@ -322,7 +341,7 @@ where
     /// Fills a value loaded without a guard (batch loads, warming), under the same check.
     pub(crate) fn fill(&self, key: K, ticket: Ticket, value: Option<Arc<M>>) {
         let stripe = lock(self.stripe(&key));
-        if *stripe > ticket.epoch {
+        if !stripe.admits(ticket, self.clock.now_ms()) {
             drop(stripe);
             bump(&self.counters.stale_fills_rejected);
             return;
@@ -336,7 +355,11 @@ where
     /// refuses every load of the key that started before.
     pub(crate) fn set(&self, key: K, value: Arc<M>) {
         let mut stripe = lock(self.stripe(&key));
-        *stripe = self.next_epoch();
+        stripe.epoch = self.next_epoch();
+        self.insert_current(key, value);
+    }
+
+    fn insert_current(&self, key: K, value: Arc<M>) {
         let entry = Entry {
             value: Some(value),
             expires_at: self.expiry(self.ttl_ms, self.jitter_ms),
@@ -349,10 +372,37 @@ where
         self.cache.insert(key, entry);
     }
 
+    /// Sets a key to a value a transaction wrote, once it committed. `ticket` was taken before
+    /// the write: if the key was written or invalidated since (another transaction's commit
+    /// got there first, in either order), the key is invalidated instead, so two transactions
+    /// racing to apply their rows can never leave the older one cached.
+    pub(crate) fn set_committed(&self, key: K, ticket: Ticket, value: Arc<M>) {
+        let mut stripe = lock(self.stripe(&key));
+        let unchanged = stripe.epoch <= ticket.epoch
+            && ticket.generation == self.generation.load(Ordering::Acquire);
+        stripe.epoch = self.next_epoch();
+        if unchanged {
+            self.insert_current(key, value);
+        } else if self.cache.remove(&key).is_some() {
+            bump(&self.counters.invalidated);
+        }
+    }
+
     /// Deletes a key's entry and refuses every load of the key that started before.
     pub(crate) fn invalidate(&self, key: &K) {
         let mut stripe = lock(self.stripe(key));
-        *stripe = self.next_epoch();
+        stripe.epoch = self.next_epoch();
+        if self.cache.remove(key).is_some() {
+            bump(&self.counters.invalidated);
+        }
+    }
+
+    /// Invalidates a key and refuses every fill of its stripe for `for_ms` milliseconds.
+    pub(crate) fn quarantine(&self, key: &K, for_ms: u64) {
+        let until = self.clock.now_ms().saturating_add(for_ms);
+        let mut stripe = lock(self.stripe(key));
+        stripe.epoch = self.next_epoch();
+        stripe.quarantine_until = stripe.quarantine_until.max(until);
         if self.cache.remove(key).is_some() {
             bump(&self.counters.invalidated);
         }

@@ -1,11 +1,13 @@
 //! `memberships`: a composite primary key `(org_id, user_id)`.
 
 use sea_orm::entity::prelude::*;
+use sea_orm_cache::Cached;
 use serde::{Deserialize, Serialize};
 
-/// A membership row.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+/// A membership row. Cached write-through.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize, Cached)]
 #[sea_orm(table_name = "memberships")]
+#[cache(policy = "write_through")]
 pub struct Model {
     /// Organisation, first part of the key.
     #[sea_orm(primary_key, auto_increment = false)]

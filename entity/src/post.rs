@@ -1,11 +1,13 @@
 //! `posts`: each belongs to a user.
 
 use sea_orm::entity::prelude::*;
+use sea_orm_cache::Cached;
 use serde::{Deserialize, Serialize};
 
-/// A post row.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+/// A post row. Cached aside: the caller loads on a miss (`get_or_load`).
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize, Cached)]
 #[sea_orm(table_name = "posts")]
+#[cache(policy = "cache_aside", ttl = "1m")]
 pub struct Model {
     /// Database-assigned key.
     #[sea_orm(primary_key)]

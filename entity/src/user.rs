@@ -1,11 +1,18 @@
 //! `users`: an auto-increment key and a unique email.
 
 use sea_orm::entity::prelude::*;
+use sea_orm_cache::Cached;
 use serde::{Deserialize, Serialize};
 
-/// A user row.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+/// A user row. Cached read-through; the settings spelled out are the defaults.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize, Cached)]
 #[sea_orm(table_name = "users")]
+#[cache(
+    policy = "read_through",
+    ttl = "5m",
+    ttl_jitter = "10%",
+    capacity = 10_000
+)]
 pub struct Model {
     /// Database-assigned key.
     #[sea_orm(primary_key)]

@@ -2,6 +2,7 @@
 //! the per-entity state that [`Repository`](crate::Repository) dispatches to.
 
 pub(crate) mod cache_aside;
+pub(crate) mod in_transaction;
 pub(crate) mod read_through;
 pub(crate) mod write_behind;
 pub(crate) mod write_through;

@@ -59,7 +59,7 @@ mod gated {
     use sea_orm::entity::prelude::*;
     use tokio::sync::{oneshot, watch};
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, sea_orm_cache::Cached)]
     #[sea_orm(table_name = "gated_rows")]
     pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

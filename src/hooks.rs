@@ -1,0 +1,130 @@
+//! Helpers for a user's own `ActiveModelBehavior` impl, for writes that do not go through
+//! [`CachedConnection`](crate::CachedConnection).
+//!
+//! SeaORM runs `after_save` and `after_delete` right after the statement, *before* the
+//! transaction (if any) commits, and gives the hook nothing to register an on-commit
+//! callback with. So the helpers only ever enqueue or invalidate; what they guarantee
+//! depends on the connection the write ran on:
+//!
+//! | Connection passed to the hook | What the helper does | Guarantee |
+//! |---|---|---|
+//! | [`CachedConnection`](crate::CachedConnection) or [`CachedTransaction`](crate::CachedTransaction) | nothing: the connection saw the statement and already invalidates the key after the commit | exact: after commit, never on rollback |
+//! | `DatabaseConnection` (autocommit) | invalidates the key at once: the statement has committed | exact |
+//! | `DatabaseTransaction`, or any other connection | invalidates the key and quarantines it for [`QUARANTINE`]: no load fills it until then | exact if the transaction commits within [`QUARANTINE`] of the write; otherwise a read between the quarantine's end and the commit may cache the old row until its TTL. A rollback only costs a reload. |
+//!
+//! ```
+//! use sea_orm::entity::prelude::*;
+//!
+//! #[derive(Clone, Debug, PartialEq, DeriveEntityModel, sea_orm_cache::Cached)]
+//! #[sea_orm(table_name = "notes")]
+//! pub struct Model {
+//!     #[sea_orm(primary_key)]
+//!     pub id: i64,
+//!     pub text: String,
+//! }
+//!
+//! #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+//! pub enum Relation {}
+//!
+//! #[async_trait::async_trait]
+//! impl ActiveModelBehavior for ActiveModel {
+//!     async fn after_save<C: ConnectionTrait>(model: Model, db: &C, _insert: bool) -> Result<Model, DbErr> {
+//!         sea_orm_cache::hooks::after_save::<Entity, C>(&model, db);
+//!         Ok(model)
+//!     }
+//!
+//!     async fn after_delete<C: ConnectionTrait>(self, db: &C) -> Result<Self, DbErr> {
+//!         sea_orm_cache::hooks::after_delete::<Entity, C>(&self, db);
+//!         Ok(self)
+//!     }
+//! }
+//! ```
+
+use std::any::{Any, TypeId, type_name};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use sea_orm::ConnectionTrait;
+
+use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_of_model};
+use crate::repository::EntityCache;
+
+/// How long the hooks keep a key written inside a plain `DatabaseTransaction` from being
+/// filled: the time its transaction has to commit.
+pub const QUARANTINE: Duration = Duration::from_secs(2);
+
+type Registered = (TypeId, Weak<dyn Any + Send + Sync>);
+
+/// Every live entity cache in the process, so a hook can reach the ones holding its entity.
+static CACHES: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+
+/// Makes `cache` reachable from the hooks.
+pub(crate) fn register<E: CacheableEntity>(cache: &Arc<EntityCache<E>>) {
+    let weak: Weak<dyn Any + Send + Sync> = Arc::downgrade(cache) as _;
+    let mut caches = CACHES.lock().unwrap_or_else(PoisonError::into_inner);
+    caches.retain(|(_, weak)| weak.strong_count() > 0);
+    caches.push((TypeId::of::<E>(), weak));
+}
+
+fn caches_of<E: CacheableEntity>() -> Vec<Arc<EntityCache<E>>> {
+    CACHES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|(type_id, _)| *type_id == TypeId::of::<E>())
+        .filter_map(|(_, weak)| weak.upgrade()?.downcast::<EntityCache<E>>().ok())
+        .collect()
+}
+
+/// Where a write ran, as far as the hook can tell from the connection's type.
+enum Ran {
+    /// Through the cache layer's own connection, which handles it.
+    Layer,
+    /// Autocommit: the statement has committed.
+    Committed,
+    /// A transaction the layer cannot see commit.
+    Unseen,
+}
+
+fn ran_on<C>() -> Ran {
+    let name = type_name::<C>();
+    if name.ends_with("::CachedConnection") || name.ends_with("::CachedTransaction") {
+        Ran::Layer
+    } else if name.ends_with("::DatabaseConnection") {
+        Ran::Committed
+    } else {
+        Ran::Unseen
+    }
+}
+
+fn invalidate<E: CacheableEntity, C: ConnectionTrait>(db: &C, key: KeyOf<E>) {
+    let ran = ran_on::<C>();
+    if matches!(ran, Ran::Layer) {
+        return;
+    }
+    let backend = db.get_database_backend();
+    for cache in caches_of::<E>() {
+        // A layer on another kind of database cannot hold this row.
+        if cache.db.get_database_backend() != backend {
+            continue;
+        }
+        match ran {
+            Ran::Committed => cache.store.invalidate(&key),
+            _ => cache.store.quarantine(&key, QUARANTINE.as_millis() as u64),
+        }
+    }
+}
+
+/// Call from `ActiveModelBehavior::after_save`: invalidates the saved row's key in every
+/// cache layer of the process on the same kind of database, as the [module docs](self)
+/// describe for the connection `db`.
+pub fn after_save<E: CacheableEntity, C: ConnectionTrait>(model: &E::Model, db: &C) {
+    invalidate::<E, C>(db, key_of_model::<E>(model));
+}
+
+/// Call from `ActiveModelBehavior::after_delete`, as [`after_save`].
+pub fn after_delete<E: CacheableEntity, C: ConnectionTrait>(active_model: &E::ActiveModel, db: &C) {
+    if let Some(key) = key_of_active_model::<E>(active_model) {
+        invalidate::<E, C>(db, key);
+    }
+}

@@ -1,0 +1,297 @@
+//! `#[derive(Cached)]` and serde configuration: the derive's defaults, every `#[cache(...)]`
+//! setting, the builder and a config file overriding the derive, and misuse failing to compile
+//! with a readable message (`tests/ui/*.rs`, expected messages in `tests/ui/*.stderr`).
+
+#![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the report.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Schema};
+use sea_orm_cache::{CacheConfig, CacheLayer, CachedEntity, Error, Policy, WriteBehindConfig};
+
+/// An entity with `#[derive(Cached)]` and no `#[cache(...)]`.
+mod plain {
+    use sea_orm::entity::prelude::*;
+    use sea_orm_cache::Cached;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Cached)]
+    #[sea_orm(table_name = "plain_rows")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) id: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// An entity that sets every setting, none to its default value.
+mod everything {
+    use sea_orm::entity::prelude::*;
+    use sea_orm_cache::Cached;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Cached)]
+    #[sea_orm(table_name = "everything_rows")]
+    #[cache(
+        policy = "write_behind",
+        ttl = "1h30m",
+        ttl_jitter = "25%",
+        capacity = 123_456,
+        negative_ttl = "30s",
+        stale_if_error = "1m",
+        write_behind(batch = 64, max_delay = "250ms", max_pending = 7_000)
+    )]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) id: i64,
+        pub(crate) name: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Cache-aside with negative caching, in two attributes; the behaviour tests override it.
+mod aside {
+    use sea_orm::entity::prelude::*;
+    use sea_orm_cache::Cached;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Cached)]
+    #[sea_orm(table_name = "aside_rows")]
+    #[cache(policy = "cache_aside", ttl_jitter = 0.0)]
+    #[cache(negative_ttl = "1h", ttl = "10m")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) id: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+#[test]
+fn derive_without_settings_gives_the_defaults() {
+    assert_eq!(plain::Entity::cache_config(), CacheConfig::default());
+}
+
+#[test]
+fn every_setting_is_parsed_into_the_config() {
+    let config = everything::Entity::cache_config();
+    let expected = CacheConfig::default()
+        .policy(Policy::WriteBehind)
+        .ttl(Duration::from_secs(90 * 60))
+        .ttl_jitter(0.25)
+        .capacity(123_456)
+        .negative_ttl(Some(Duration::from_secs(30)))
+        .stale_if_error(Some(Duration::from_secs(60)))
+        .write_behind(
+            WriteBehindConfig::default()
+                .batch(64)
+                .max_delay(Duration::from_millis(250))
+                .max_pending(7_000),
+        );
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn settings_may_span_attributes_and_jitter_may_be_a_fraction() {
+    let config = aside::Entity::cache_config();
+    assert_eq!(config.policy, Policy::CacheAside);
+    assert_eq!(config.ttl_jitter, 0.0);
+    assert_eq!(config.negative_ttl, Some(Duration::from_secs(3_600)));
+    assert_eq!(config.ttl, Duration::from_secs(600));
+    assert_eq!(config.capacity, CacheConfig::default().capacity);
+}
+
+#[test]
+fn example_entities_declare_their_policies() {
+    use entity::{membership, post, profile, user};
+    assert_eq!(user::Entity::cache_config(), CacheConfig::default());
+    assert_eq!(post::Entity::cache_config().policy, Policy::CacheAside);
+    assert_eq!(profile::Entity::cache_config().policy, Policy::WriteBehind);
+    assert_eq!(
+        membership::Entity::cache_config().policy,
+        Policy::WriteThrough
+    );
+}
+
+async fn db_with_aside_table() -> DatabaseConnection {
+    let db = Database::connect("sqlite::memory:").await.unwrap();
+    let schema = Schema::new(db.get_database_backend());
+    db.execute(&schema.create_table_from_entity(aside::Entity))
+        .await
+        .unwrap();
+    db
+}
+
+#[tokio::test]
+async fn the_builder_starts_from_the_derive_and_overrides_it() {
+    let db = db_with_aside_table().await;
+
+    // Registered as is: the derive's cache-aside policy holds, so `get` needs a loader.
+    let cache = CacheLayer::builder(db.clone())
+        .entity::<aside::Entity>(|c| c)
+        .build()
+        .await
+        .unwrap();
+    let rows = cache.repository::<aside::Entity>();
+    assert_eq!(rows.config(), &aside::Entity::cache_config());
+    assert!(matches!(
+        rows.get(1).await,
+        Err(Error::LoaderRequired { .. })
+    ));
+
+    // The builder's policy wins; the derive's negative TTL is kept.
+    let cache = CacheLayer::builder(db)
+        .entity::<aside::Entity>(|c| c.policy(Policy::ReadThrough))
+        .build()
+        .await
+        .unwrap();
+    let rows = cache.repository::<aside::Entity>();
+    assert_eq!(rows.config().policy, Policy::ReadThrough);
+    assert_eq!(rows.config().negative_ttl, Some(Duration::from_secs(3_600)));
+    assert_eq!(rows.get(1).await.unwrap(), None);
+    assert_eq!(rows.get(1).await.unwrap(), None);
+    let stats = rows.stats();
+    assert_eq!((stats.loads, stats.negative_hits), (1, 1)); // absence was cached
+}
+
+#[tokio::test]
+async fn a_config_read_with_serde_wins_over_the_derive() {
+    let db = db_with_aside_table().await;
+    let file = r#"{ "aside_rows": { "policy": "read_through", "ttl": "2m" } }"#;
+    let mut file: serde_json::Map<String, serde_json::Value> = serde_json::from_str(file).unwrap();
+    let section = file.remove("aside_rows").unwrap();
+
+    // A whole configuration: what the file leaves out takes `CacheConfig::default()`, not
+    // the derive's value.
+    let loaded: CacheConfig = serde_json::from_value(section.clone()).unwrap();
+    let cache = CacheLayer::builder(db.clone())
+        .entity_config::<aside::Entity>(loaded.clone())
+        .build()
+        .await
+        .unwrap();
+    let rows = cache.repository::<aside::Entity>();
+    assert_eq!(rows.config(), &loaded);
+    assert_eq!(rows.config().ttl, Duration::from_secs(120));
+    assert_eq!(rows.config().negative_ttl, None);
+    assert_eq!(rows.get(1).await.unwrap(), None);
+    assert_eq!(rows.get(1).await.unwrap(), None);
+    assert_eq!((rows.stats().loads, rows.stats().negative_hits), (2, 0));
+
+    // Over the derive: what the file leaves out keeps the derive's value.
+    let overlaid = aside::Entity::cache_config().overlay(section).unwrap();
+    let cache = CacheLayer::builder(db)
+        .entity_config::<aside::Entity>(overlaid)
+        .build()
+        .await
+        .unwrap();
+    let rows = cache.repository::<aside::Entity>();
+    assert_eq!(rows.config().policy, Policy::ReadThrough);
+    assert_eq!(rows.config().ttl, Duration::from_secs(120));
+    assert_eq!(rows.config().ttl_jitter, 0.0);
+    assert_eq!(rows.config().negative_ttl, Some(Duration::from_secs(3_600)));
+}
+
+#[test]
+fn serde_reads_every_setting() {
+    let config: CacheConfig = serde_json::from_str(
+        r#"{
+            "policy": "write_behind",
+            "ttl": "1h30m",
+            "ttl_jitter": "25%",
+            "capacity": 123456,
+            "negative_ttl": "30s",
+            "stale_if_error": "1m",
+            "write_behind": { "batch": 64, "max_delay": "250ms", "max_pending": 7000 }
+        }"#,
+    )
+    .unwrap();
+    assert_eq!(config, everything::Entity::cache_config());
+}
+
+#[test]
+fn serde_fills_what_is_left_out_with_defaults() {
+    let config: CacheConfig = serde_json::from_str("{}").unwrap();
+    assert_eq!(config, CacheConfig::default());
+    let config: CacheConfig =
+        serde_json::from_str(r#"{ "write_behind": { "max_delay": "1s" } }"#).unwrap();
+    assert_eq!(
+        config.write_behind,
+        WriteBehindConfig::default().max_delay(Duration::from_secs(1))
+    );
+    let policy: Policy = serde_json::from_str(r#""cache_aside""#).unwrap();
+    assert_eq!(policy, Policy::CacheAside);
+}
+
+#[test]
+fn serde_reads_jitter_and_optional_durations_in_each_form() {
+    let read = |json: &str| serde_json::from_str::<CacheConfig>(json).unwrap();
+    assert_eq!(read(r#"{ "ttl_jitter": 0.5 }"#).ttl_jitter, 0.5);
+    assert_eq!(read(r#"{ "ttl_jitter": "0.5" }"#).ttl_jitter, 0.5);
+    assert_eq!(read(r#"{ "ttl_jitter": "12.5%" }"#).ttl_jitter, 0.125);
+    assert_eq!(read(r#"{ "ttl_jitter": 0 }"#).ttl_jitter, 0.0);
+    assert_eq!(
+        read(r#"{ "ttl": "1500ms" }"#).ttl,
+        Duration::from_millis(1_500)
+    );
+    assert_eq!(
+        read(r#"{ "ttl": "2d" }"#).ttl,
+        Duration::from_secs(2 * 86_400)
+    );
+    assert_eq!(
+        read(r#"{ "ttl": "250us" }"#).ttl,
+        Duration::from_micros(250)
+    );
+
+    // A missing section (`null`) changes nothing.
+    let file: serde_json::Value = serde_json::from_str(r#"{ "other": {} }"#).unwrap();
+    let derived = aside::Entity::cache_config();
+    assert_eq!(derived.clone().overlay(&file["users"]).unwrap(), derived);
+
+    // `null` and "off" turn an optional duration off, over a configuration that has one.
+    for off in [
+        r#"{ "negative_ttl": null }"#,
+        r#"{ "negative_ttl": "off" }"#,
+    ] {
+        let value: serde_json::Value = serde_json::from_str(off).unwrap();
+        assert_eq!(derived.clone().overlay(value).unwrap().negative_ttl, None);
+    }
+}
+
+#[test]
+fn serde_refuses_malformed_settings_with_a_readable_message() {
+    let error = |json: &str| {
+        serde_json::from_str::<CacheConfig>(json)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        error(r#"{ "policy": "read_trough" }"#)
+            .contains("unknown policy `read_trough`; did you mean `read_through`?"),
+    );
+    assert!(error(r#"{ "policy": "WriteBehind" }"#).contains("did you mean `write_behind`?"));
+    assert!(error(r#"{ "ttl": "5 minutes" }"#).contains("invalid duration `5 minutes`"));
+    assert!(error(r#"{ "ttl": "5" }"#).contains("invalid duration `5`"));
+    assert!(error(r#"{ "ttl": "m" }"#).contains("invalid duration `m`"));
+    assert!(error(r#"{ "ttl": "" }"#).contains("invalid duration ``"));
+    assert!(error(r#"{ "ttl": "99999999999999999999999h" }"#).contains("too long"));
+    assert!(error(r#"{ "ttl_jitter": "150%" }"#).contains("between 0% and 100%"));
+    assert!(error(r#"{ "ttl_jitter": -0.1 }"#).contains("between 0% and 100%"));
+    assert!(error(r#"{ "capacity": 0 }"#).contains("must be at least 1"));
+    assert!(error(r#"{ "write_behind": { "batch": 0 } }"#).contains("must be at least 1"));
+    assert!(error(r#"{ "tll": "5m" }"#).contains("unknown field `tll`"));
+    assert!(error(r#"{ "write_behind": { "delay": "5m" } }"#).contains("unknown field `delay`"));
+}
+
+#[test]
+fn misuse_does_not_compile() {
+    let cases = trybuild::TestCases::new();
+    cases.compile_fail("tests/ui/*.rs");
+}
