@@ -50,4 +50,88 @@ pub trait CachedEntity: EntityTrait {
     /// The entity's default configuration: `#[cache(...)]`'s settings over
     /// [`CacheConfig::default`].
     fn cache_config() -> CacheConfig;
+
+    /// How write-behind stores a model in the outbox table. `#[derive(Cached)]` fills it in
+    /// when the `Model` implements serde's `Serialize` and `Deserialize` (as JSON); `None`
+    /// otherwise, and such an entity cannot use [`Policy::WriteBehind`](crate::Policy).
+    fn model_codec() -> Option<ModelCodec<Self::Model>> {
+        None
+    }
+}
+
+/// Encodes a model for the outbox table and decodes it back.
+#[derive(Debug)]
+pub struct ModelCodec<M> {
+    /// The model as text.
+    pub encode: fn(&M) -> Result<String, String>,
+    /// The model back from text; an error moves the outbox row to the dead-letter table.
+    pub decode: fn(&str) -> Result<M, String>,
+}
+
+impl<M> Clone for ModelCodec<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for ModelCodec<M> {}
+
+impl<M: serde::Serialize + serde::de::DeserializeOwned> ModelCodec<M> {
+    /// The JSON codec of a serde model.
+    pub fn json() -> Self {
+        Self {
+            encode: |model| serde_json::to_string(model).map_err(|e| e.to_string()),
+            decode: |text| serde_json::from_str(text).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Support for `#[derive(Cached)]`; not public API.
+#[doc(hidden)]
+pub mod __private {
+    use std::marker::PhantomData;
+
+    use super::ModelCodec;
+
+    /// Picks the JSON codec when `M` is a serde model, and `None` otherwise, by autoref
+    /// specialisation (the derive calls `(&Probe::<Model>::new()).codec()` on a concrete type).
+    #[derive(Debug)]
+    pub struct Probe<M>(PhantomData<M>);
+
+    impl<M> Probe<M> {
+        /// A probe for `M`.
+        pub fn new() -> Self {
+            Self(PhantomData)
+        }
+    }
+
+    impl<M> Default for Probe<M> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// Chosen when `M` is a serde model.
+    pub trait ViaSerde<M> {
+        /// The JSON codec.
+        fn codec(&self) -> Option<ModelCodec<M>>;
+    }
+
+    impl<M: serde::Serialize + serde::de::DeserializeOwned> ViaSerde<M> for Probe<M> {
+        fn codec(&self) -> Option<ModelCodec<M>> {
+            Some(ModelCodec::json())
+        }
+    }
+
+    /// Chosen otherwise.
+    pub trait WithoutSerde<M> {
+        /// No codec.
+        fn codec(&self) -> Option<ModelCodec<M>>;
+    }
+
+    impl<M> WithoutSerde<M> for &Probe<M> {
+        fn codec(&self) -> Option<ModelCodec<M>> {
+            None
+        }
+    }
 }

@@ -40,15 +40,42 @@ pub enum Error {
         /// Table name of the entity.
         entity: &'static str,
     },
-    /// A repository write inside a transaction on a write-behind entity. The in-memory
-    /// write-behind queue cannot commit or roll back with the caller's transaction; the
-    /// durable outbox will.
+    /// A write-behind entity whose `Model` has no outbox codec (it is not serde
+    /// `Serialize + Deserialize`, or implements `CachedEntity` by hand without one).
     #[error(
-        "entity `{entity}` uses write-behind, whose writes cannot join a transaction yet; write outside the transaction, or use write-through for this entity"
+        "entity `{entity}` cannot use write-behind: its Model must implement serde's Serialize and Deserialize (or CachedEntity::model_codec) so the outbox can store it"
     )]
-    WriteBehindInTransaction {
+    NotSerializable {
         /// Table name of the entity.
         entity: &'static str,
+    },
+    /// A model could not be encoded for the outbox; the write was not acknowledged.
+    #[error("entity `{entity}`: the model does not encode for the outbox: {reason}")]
+    Encode {
+        /// Table name of the entity.
+        entity: &'static str,
+        /// The codec's message.
+        reason: String,
+    },
+    /// A pending outbox row no longer decodes; the flusher moves it to the dead-letter table.
+    #[error("entity `{entity}`: outbox row {outbox_id} does not decode: {reason}")]
+    Decode {
+        /// Table name of the entity.
+        entity: &'static str,
+        /// The outbox row's id.
+        outbox_id: i64,
+        /// The codec's message.
+        reason: String,
+    },
+    /// `shutdown` gave up before the outbox drained; the rows stay for the next start.
+    #[error(
+        "entity `{entity}`: {pending} write-behind rows were still failing at shutdown; they stay in the outbox and are retried on the next start"
+    )]
+    ShutdownIncomplete {
+        /// Table name of the entity.
+        entity: &'static str,
+        /// Outbox rows left.
+        pending: usize,
     },
     /// The layer was shut down; write-behind writes are no longer accepted.
     #[error("the cache layer is shut down")]

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use std::future::Future;
 use std::pin::Pin;
 
-use sea_orm::{DatabaseConnection, DbErr, TransactionError, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionError, TransactionTrait};
 
 use crate::clock::Clock;
 use crate::config::CacheConfig;
@@ -40,13 +40,15 @@ struct Registered {
     background: Arc<dyn Background>,
 }
 
-type Register =
-    Box<dyn FnOnce(&DatabaseConnection, &Clock, &mut Tables) -> (TypeId, Registered) + Send>;
+type Register = Box<
+    dyn FnOnce(&DatabaseConnection, &Clock, &mut Tables) -> Result<(TypeId, Registered)> + Send,
+>;
 
 /// Builds a [`CacheLayer`]; from [`CacheLayer::builder`].
 #[must_use]
 pub struct CacheLayerBuilder {
     db: DatabaseConnection,
+    create_outbox_tables: bool,
     clock: Option<Clock>,
     entities: Vec<Register>,
 }
@@ -80,14 +82,14 @@ impl CacheLayerBuilder {
     ) -> Self {
         self.entities.push(Box::new(move |db, clock, tables| {
             let config = configure(E::cache_config());
-            let cache = Arc::new(EntityCache::<E>::new(db.clone(), config, clock.clone()));
+            let cache = Arc::new(EntityCache::<E>::new(db.clone(), config, clock.clone())?);
             tables.insert(cache.clone());
             crate::hooks::register(&cache);
             let registered = Registered {
                 cache: cache.clone(),
                 background: cache,
             };
-            (TypeId::of::<E>(), registered)
+            Ok((TypeId::of::<E>(), registered))
         }));
         self
     }
@@ -99,25 +101,45 @@ impl CacheLayerBuilder {
         self.entity::<E>(move |_| config)
     }
 
+    /// Creates the write-behind outbox and dead-letter tables at [`build`](Self::build) if
+    /// they do not exist, for services without migrations. Services with a migrator add
+    /// [`outbox::tables`](crate::outbox::tables) and [`outbox::indexes`](crate::outbox::indexes)
+    /// to it instead (the `migration` crate's `OutboxMigration` does).
+    pub fn create_outbox_tables(mut self) -> Self {
+        self.create_outbox_tables = true;
+        self
+    }
+
     /// Uses `clock` for expiry instead of real time; pass [`Clock::manual`] in tests.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = Some(clock);
         self
     }
 
-    /// Creates every entity's store and starts background work (write-behind flushers).
-    /// Must run inside a tokio runtime.
+    /// Creates every entity's store and starts background work (write-behind flushers,
+    /// which first resume the rows the outbox already holds). Must run inside a tokio
+    /// runtime.
     ///
     /// # Errors
-    /// None yet; the signature leaves room for start-up checks against the database.
+    /// [`Error::NotSerializable`] for a write-behind entity without an outbox codec;
+    /// [`Error::Db`] if creating the outbox tables failed.
     pub async fn build(self) -> Result<CacheLayer> {
         let clock = self.clock.unwrap_or_else(Clock::system);
+        if self.create_outbox_tables {
+            let backend = self.db.get_database_backend();
+            for table in crate::outbox::tables() {
+                self.db.execute_raw(backend.build(&table)).await?;
+            }
+            for index in crate::outbox::indexes() {
+                self.db.execute_raw(backend.build(&index)).await?;
+            }
+        }
         let mut tables = Tables::default();
         let entities = self
             .entities
             .into_iter()
             .map(|register| register(&self.db, &clock, &mut tables))
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(CacheLayer {
             inner: Arc::new(LayerInner {
                 connection: CachedConnection::new(self.db.clone(), Arc::new(tables)),
@@ -191,6 +213,7 @@ impl CacheLayer {
     pub fn builder(db: DatabaseConnection) -> CacheLayerBuilder {
         CacheLayerBuilder {
             db,
+            create_outbox_tables: false,
             clock: None,
             entities: Vec::new(),
         }

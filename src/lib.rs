@@ -100,13 +100,16 @@ mod error;
 pub mod hooks;
 mod key;
 mod layer;
+pub mod outbox;
 mod policy;
 mod repository;
 mod sql;
 mod stats;
 mod store;
 
-pub use cached::CachedEntity;
+#[doc(hidden)]
+pub use cached::__private;
+pub use cached::{CachedEntity, ModelCodec};
 pub use clock::Clock;
 pub use config::{CacheConfig, Policy, WriteBehindConfig};
 pub use connection::{CachedConnection, CachedTransaction};

@@ -14,8 +14,8 @@ use crate::config::{CacheConfig, Policy};
 use crate::connection::CachedTransaction;
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_model, keys_condition};
+use crate::outbox::Outbox;
 use crate::policy::KeyLocks;
-use crate::policy::write_behind::{MemoryQueue, WriteQueue};
 use crate::stats::{CacheStats, Counters, add, bump};
 use crate::store::{Lookup, Store};
 
@@ -26,7 +26,7 @@ pub(crate) struct EntityCache<E: CacheableEntity> {
     pub(crate) config: CacheConfig,
     pub(crate) store: Store<KeyOf<E>, E::Model>,
     pub(crate) locks: KeyLocks,
-    pub(crate) queue: Option<Arc<dyn WriteQueue<E>>>,
+    pub(crate) queue: Option<Arc<Outbox<E>>>,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -42,26 +42,28 @@ impl<E: CacheableEntity> fmt::Debug for EntityCache<E> {
 }
 
 impl<E: CacheableEntity> EntityCache<E> {
-    /// Builds the entity's store; a write-behind entity also starts its flusher.
-    pub(crate) fn new(db: DatabaseConnection, config: CacheConfig, clock: Clock) -> Self {
+    /// Builds the entity's store; a write-behind entity also starts its outbox flusher.
+    pub(crate) fn new(db: DatabaseConnection, config: CacheConfig, clock: Clock) -> Result<Self> {
+        let name = E::default().table_name();
         let counters = Arc::new(Counters::default());
-        let queue: Option<Arc<dyn WriteQueue<E>>> = match config.policy {
-            Policy::WriteBehind => Some(MemoryQueue::<E>::start(
+        let queue = match config.policy {
+            Policy::WriteBehind => Some(Outbox::<E>::start(
                 db.clone(),
+                name,
                 config.write_behind.clone(),
                 counters.clone(),
-            )),
+            )?),
             _ => None,
         };
-        Self {
-            name: E::default().table_name(),
+        Ok(Self {
+            name,
             store: Store::new(&config, clock, counters.clone()),
             locks: KeyLocks::new(counters.clone()),
             db,
             config,
             queue,
             counters,
-        }
+        })
     }
 
     /// `get` after a missed hit.
@@ -240,7 +242,7 @@ impl<E: CacheableEntity> Repository<E> {
             .load_with(&key, || async {
                 // Under write-behind a pending write is newer than anything the loader reads.
                 if let Some(queue) = &inner.queue
-                    && let Some(pending) = queue.pending(&key).await?
+                    && let Some(pending) = queue.pending(&inner.db, &key).await?
                 {
                     return Ok(pending.into_value());
                 }
@@ -286,7 +288,7 @@ impl<E: CacheableEntity> Repository<E> {
         let mut from_table = Vec::new();
         for &i in &missing {
             match &inner.queue {
-                Some(queue) => match queue.pending(&keys[i]).await? {
+                Some(queue) => match queue.pending(&inner.db, &keys[i]).await? {
                     Some(write) => out[i] = write.into_value(),
                     None => from_table.push(i),
                 },
@@ -398,7 +400,7 @@ impl<E: CacheableEntity> Repository<E> {
     /// (invalidated, or set to the inserted row under write-through), never after a rollback.
     ///
     /// # Errors
-    /// [`Error::Db`]; [`Error::WriteBehindInTransaction`] for a write-behind entity.
+    /// [`Error::Db`]; under write-behind also [`Error::Encode`] and [`Error::NotFound`].
     pub async fn insert_in(
         &self,
         txn: &CachedTransaction,
@@ -410,7 +412,7 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`update`](Self::update) inside `txn`; the cache follows after the outermost commit.
     ///
     /// # Errors
-    /// [`Error::Db`]; [`Error::WriteBehindInTransaction`] for a write-behind entity.
+    /// [`Error::Db`]; under write-behind also [`Error::Encode`] and [`Error::NotFound`].
     pub async fn update_in(
         &self,
         txn: &CachedTransaction,
@@ -423,7 +425,7 @@ impl<E: CacheableEntity> Repository<E> {
     /// commit.
     ///
     /// # Errors
-    /// [`Error::Db`]; [`Error::WriteBehindInTransaction`] for a write-behind entity.
+    /// [`Error::Db`]; under write-behind also [`Error::Encode`] and [`Error::NotFound`].
     pub async fn delete_in(&self, txn: &CachedTransaction, key: KeyOf<E>) -> Result<bool> {
         self.inner.delete_in(txn, key).await
     }

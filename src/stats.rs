@@ -24,6 +24,9 @@ pub(crate) struct Counters {
     pub(crate) flushed_rows: AtomicU64,
     pub(crate) coalesced_writes: AtomicU64,
     pub(crate) flush_errors: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    /// Wall-clock ms of the oldest pending outbox row, 0 when none (a gauge).
+    pub(crate) oldest_pending_at: std::sync::atomic::AtomicI64,
 }
 
 /// Adds one to a counter.
@@ -60,6 +63,11 @@ impl Counters {
             flushed_rows: self.flushed_rows.load(Relaxed),
             coalesced_writes: self.coalesced_writes.load(Relaxed),
             flush_errors: self.flush_errors.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+            flush_lag_ms: match self.oldest_pending_at.load(Relaxed) {
+                0 => 0,
+                oldest => (crate::outbox::wall_ms() - oldest).max(0) as u64,
+            },
             entries,
             pending_writes,
         }
@@ -106,15 +114,21 @@ pub struct CacheStats {
     pub db_writes: u64,
     /// Write-behind batches applied.
     pub flushes: u64,
-    /// Keys applied by write-behind batches.
+    /// Table rows written (or deleted) by write-behind batches: one per key per batch.
     pub flushed_rows: u64,
-    /// Write-behind writes absorbed by a later write to the same key before a flush.
+    /// Write-behind writes absorbed by a later write to the same key in the same batch.
     pub coalesced_writes: u64,
-    /// Write-behind batches that failed and will be retried.
+    /// Write-behind keys whose application failed and backs off for a retry.
     pub flush_errors: u64,
+    /// Write-behind outbox rows moved to the dead-letter table (failed too often, or their
+    /// payload no longer decodes).
+    pub dead_lettered: u64,
+    /// Age in milliseconds of the oldest write-behind write not yet applied (0: none), as of
+    /// the flusher's last look at the outbox.
+    pub flush_lag_ms: u64,
     /// Entries now in the cache.
     pub entries: usize,
-    /// Keys with a write-behind write not yet applied to the table.
+    /// Write-behind outbox rows not yet applied to the table (the outbox depth).
     pub pending_writes: usize,
 }
 

@@ -83,11 +83,18 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
     settings.check()?;
     let calls = settings.setter_calls();
     let entity = Ident::new("Entity", input.ident.span());
+    let model = &input.ident;
     Ok(quote! {
         #[automatically_derived]
         impl ::sea_orm_cache::CachedEntity for #entity {
             fn cache_config() -> ::sea_orm_cache::CacheConfig {
                 ::sea_orm_cache::CacheConfig::default() #calls
+            }
+
+            fn model_codec() -> ::core::option::Option<::sea_orm_cache::ModelCodec<#model>> {
+                #[allow(unused_imports)]
+                use ::sea_orm_cache::__private::{ViaSerde as _, WithoutSerde as _};
+                (&::sea_orm_cache::__private::Probe::<#model>::new()).codec()
             }
         }
     })

@@ -5,14 +5,21 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_example_tables;
+mod m20261126_000002_outbox;
 
-/// Applies the example tables (`users`, `posts`, `profiles`, `memberships`).
+pub use m20261126_000002_outbox::OutboxMigration;
+
+/// Applies the example tables (`users`, `posts`, `profiles`, `memberships`) and the
+/// write-behind outbox tables.
 #[derive(Debug)]
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_example_tables::Migration)]
+        vec![
+            Box::new(m20261126_000001_example_tables::Migration),
+            Box::new(OutboxMigration),
+        ]
     }
 }

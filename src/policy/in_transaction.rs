@@ -6,8 +6,8 @@
 //!   the key was written or invalidated since the write (another transaction's commit may
 //!   have applied first, in either order): then invalidate it instead, so the older row can
 //!   never be the one left cached.
-//! - Write-behind: not yet; the durable outbox will put the write into the caller's
-//!   transaction (see [`Error::WriteBehindInTransaction`]).
+//! - Write-behind: the outbox row is inserted in the caller's transaction (see
+//!   `write_behind.rs`); the cache is set after the commit.
 
 use std::sync::Arc;
 
@@ -16,18 +16,11 @@ use sea_orm::ActiveModelTrait;
 use crate::config::Policy;
 use crate::connection::CachedTransaction;
 use crate::error::{Error, Result};
-use crate::key::{CacheableEntity, KeyOf, key_of_model};
+use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_of_model};
 use crate::repository::EntityCache;
 use crate::stats::bump;
 
 impl<E: CacheableEntity> EntityCache<E> {
-    fn check_policy(&self) -> Result<()> {
-        match self.config.policy {
-            Policy::WriteBehind => Err(Error::WriteBehindInTransaction { entity: self.name }),
-            _ => Ok(()),
-        }
-    }
-
     /// Inserts (`insert`) or updates `am` on `txn`; the cache effect waits for the commit.
     pub(crate) async fn save_in(
         self: &Arc<Self>,
@@ -35,7 +28,12 @@ impl<E: CacheableEntity> EntityCache<E> {
         am: E::ActiveModel,
         insert: bool,
     ) -> Result<Arc<E::Model>> {
-        self.check_policy()?;
+        if self.config.policy == Policy::WriteBehind
+            && let Some(key) = key_of_active_model::<E>(&am)
+        {
+            let model = self.write_behind_in(txn, key, Some((am, insert))).await?;
+            return model.ok_or(Error::NotFound { entity: self.name });
+        }
         // Taken before the write: a write or invalidation of the key after it makes the
         // commit-time set back off (write-through).
         let ticket = self.store.ticket();
@@ -63,7 +61,9 @@ impl<E: CacheableEntity> EntityCache<E> {
         txn: &CachedTransaction,
         key: KeyOf<E>,
     ) -> Result<bool> {
-        self.check_policy()?;
+        if self.config.policy == Policy::WriteBehind {
+            return Ok(self.write_behind_in(txn, key, None).await?.is_some());
+        }
         let result = E::delete_by_id(key.clone()).exec(txn.raw()).await?;
         self.counted();
         let cache = self.clone();

@@ -11,7 +11,7 @@ impl<E: CacheableEntity> EntityCache<E> {
     /// Loads one row by key: a pending write-behind write wins over the table (G6).
     pub(crate) async fn load_by_key(&self, key: &KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
         if let Some(queue) = &self.queue
-            && let Some(pending) = queue.pending(key).await?
+            && let Some(pending) = queue.pending(&self.db, key).await?
         {
             return Ok(pending.into_value());
         }

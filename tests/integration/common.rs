@@ -185,6 +185,11 @@ impl TestDb {
         })
     }
 
+    /// The database's URL, for another process.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// A second, unlogged connection to the same database.
     pub async fn connect_again(&self) -> DatabaseConnection {
         connect_logged(&self.url).await.0

@@ -6,9 +6,11 @@
 mod common;
 
 mod composite_keys;
+mod crash;
 mod expiry;
 mod faults;
 mod hooks;
+mod outbox;
 mod policies;
 mod single_flight;
 mod stale_fill;

@@ -2,10 +2,10 @@
 //! none; a savepoint's effects join its parent's on release and are dropped on its rollback;
 //! reads inside a transaction go to the transaction.
 
-use entity::{profile, user};
+use entity::user;
 use sea_orm::ActiveValue::{Set, Unchanged};
 use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, TransactionTrait};
-use sea_orm_cache::{CacheLayer, Error, Policy};
+use sea_orm_cache::{Error, Policy};
 
 use crate::common::*;
 
@@ -235,35 +235,6 @@ async fn reads_inside_a_transaction_see_its_writes_and_fill_nothing(t: TestDb) {
     txn.rollback().await.unwrap();
 }
 
-/// Write-behind writes cannot join a transaction yet: a typed error, and nothing written.
-async fn write_behind_refuses_transactional_writes(t: TestDb) {
-    let cache = CacheLayer::builder(t.db.clone())
-        .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
-        .build()
-        .await
-        .unwrap();
-    let profiles = cache.repository::<profile::Entity>();
-    let txn = cache.connection().begin().await.unwrap();
-    let err = profiles
-        .insert_in(
-            &txn,
-            profile::ActiveModel {
-                user_id: Set(1),
-                display_name: Set("x".into()),
-                visits: Set(0),
-            },
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::WriteBehindInTransaction { .. }),
-        "{err}"
-    );
-    txn.commit().await.unwrap();
-    assert_eq!(profile::Entity::find().all(&t.db).await.unwrap(), vec![]);
-    cache.shutdown().await.unwrap();
-}
-
 crate::backend_tests!(
     rollback_leaves_the_cached_entry_as_it_was,
     commit_makes_the_next_read_reload,
@@ -272,5 +243,4 @@ crate::backend_tests!(
     savepoints_merge_on_release_and_drop_on_rollback,
     a_read_between_update_and_commit_does_not_stick,
     reads_inside_a_transaction_see_its_writes_and_fill_nothing,
-    write_behind_refuses_transactional_writes,
 );

@@ -1,0 +1,433 @@
+//! The flusher's work: claim a batch of outbox rows, keep the keys whose oldest row it holds,
+//! coalesce each key to its newest row, and apply the batch and delete its rows in one
+//! transaction, so each write takes effect exactly once.
+//!
+//! - Postgres and MariaDB/MySQL claim with `FOR UPDATE SKIP LOCKED`, so several instances can
+//!   drain one outbox. A key is applied only by the claimant of its oldest pending row (an
+//!   instance that claimed only newer rows of a key leaves them), which keeps the order of
+//!   each key's writes across instances. SQLite runs one flusher in `BEGIN IMMEDIATE`.
+//! - A batch that fails is retried key by key, so one bad row does not hold up the rest; a
+//!   key that fails on its own backs off exponentially (with jitter) through its rows'
+//!   `available_at`, and moves to the dead-letter table with its error after
+//!   [`MAX_ATTEMPTS`]. A row whose payload no longer decodes moves there at once.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
+    DbBackend, EntityTrait, IntoActiveModel, IsolationLevel, Iterable, PrimaryKeyToColumn,
+    QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+
+use super::{DELETE, Outbox, dead_letter_row, outbox_row, wall_ms};
+use crate::error::Result;
+use crate::key::{CacheableEntity, KeyOf, key_of_model, keys_condition};
+use crate::stats::{add, bump};
+
+/// Attempts before a failing row moves to the dead-letter table.
+pub(crate) const MAX_ATTEMPTS: i32 = 10;
+/// Backoff after the first failure; it doubles per attempt up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF_MS: i64 = 100;
+const MAX_BACKOFF_MS: i64 = 30_000;
+/// Most outbox rows one claim reads: every row of up to `batch` keys, so a hot key's writes
+/// in one window become one table write.
+const MAX_CLAIM_ROWS: u64 = 20_000;
+/// Largest number of bind parameters one statement uses.
+const MAX_PARAMS: usize = 30_000;
+
+/// What a flush did.
+#[derive(Debug, Default)]
+pub(crate) struct FlushReport {
+    /// Keys applied (table rows written or deleted).
+    pub(crate) applied: usize,
+    /// Rows remain that are backing off after failures.
+    pub(crate) waiting_for_retry: bool,
+    /// When the first of them may be retried.
+    pub(crate) retry_in: Duration,
+}
+
+/// One key's claimed rows, oldest first.
+struct KeyRows {
+    rows: Vec<outbox_row::Model>,
+}
+
+/// What one applied batch removed from the outbox.
+#[derive(Default)]
+struct Applied {
+    keys: usize,
+    rows: usize,
+    dead: usize,
+    statements: u64,
+}
+
+fn err_db(err: &crate::error::Error) -> sea_orm::DbErr {
+    match err {
+        crate::error::Error::Db(db) => db.clone(),
+        other => sea_orm::DbErr::Custom(other.to_string()),
+    }
+}
+
+fn backoff_ms(attempts: i32) -> i64 {
+    let exp = FIRST_BACKOFF_MS
+        .saturating_mul(1_i64 << attempts.clamp(1, 20).saturating_sub(1))
+        .min(MAX_BACKOFF_MS);
+    // Up to a quarter of jitter, so keys that failed together do not retry together.
+    let jitter = (wall_ms().wrapping_mul(0x9e37_79b9) as u64 % (exp as u64 / 4 + 1)) as i64;
+    exp - jitter
+}
+
+impl<E: CacheableEntity> Outbox<E> {
+    async fn begin(&self) -> Result<DatabaseTransaction> {
+        let options = match self.db.get_database_backend() {
+            DbBackend::Sqlite => TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            },
+            // Fewer gap locks against the writers' inserts than REPEATABLE READ.
+            DbBackend::MySql => TransactionOptions {
+                isolation_level: Some(IsolationLevel::ReadCommitted),
+                ..Default::default()
+            },
+            _ => TransactionOptions::default(),
+        };
+        Ok(self.db.begin_with_options(options).await?)
+    }
+
+    /// Counts this entity's outbox rows; records the oldest one's age for the stats.
+    pub(super) async fn refresh_depth(&self) -> Result<(usize, Option<i64>)> {
+        use std::sync::atomic::Ordering;
+        let adds_before = self.adds.load(Ordering::Acquire);
+        let counted: Option<(i64, Option<i64>, Option<i64>)> = outbox_row::Entity::find()
+            .select_only()
+            .expr(sea_orm::sea_query::ExprTrait::count(Expr::col(
+                outbox_row::Column::Id,
+            )))
+            .expr(sea_orm::sea_query::ExprTrait::min(Expr::col(
+                outbox_row::Column::CreatedAt,
+            )))
+            .expr(sea_orm::sea_query::ExprTrait::min(Expr::col(
+                outbox_row::Column::AvailableAt,
+            )))
+            .filter(outbox_row::Column::Entity.eq(self.entity))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let (rows, oldest, next) = counted.unwrap_or((0, None, None));
+        // Rows reserved while counting may or may not be in the count: keep them (erring
+        // high keeps the bound).
+        let reserved_meanwhile = self.adds.load(Ordering::Acquire) - adds_before;
+        self.depth
+            .store(rows + reserved_meanwhile, Ordering::Release);
+        self.counters
+            .oldest_pending_at
+            .store(oldest.unwrap_or(0), Ordering::Relaxed);
+        Ok((rows.max(0) as usize, next))
+    }
+
+    /// Flushes until nothing can be applied now.
+    pub(super) async fn flush_all(&self) -> Result<FlushReport> {
+        let _one_at_a_time = self.flushing.lock().await;
+        self.window_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        let mut report = FlushReport::default();
+        loop {
+            let (claimed, applied) = self.round().await?;
+            report.applied += applied;
+            if claimed == 0 {
+                break;
+            }
+        }
+        let (left, next_available) = self.refresh_depth().await?;
+        self.room.notify_waiters();
+        if left > 0 {
+            report.waiting_for_retry = true;
+            let wait = next_available.map_or(0, |at| (at - wall_ms()).max(0));
+            report.retry_in = Duration::from_millis(wait as u64);
+        }
+        Ok(report)
+    }
+
+    /// Claims up to a batch of rows that may be applied now (`only`: just these ids).
+    async fn claim(
+        &self,
+        txn: &DatabaseTransaction,
+        only: Option<&[i64]>,
+    ) -> Result<Vec<outbox_row::Model>> {
+        let mut select = outbox_row::Entity::find()
+            .filter(outbox_row::Column::Entity.eq(self.entity))
+            .filter(outbox_row::Column::AvailableAt.lte(wall_ms()))
+            .order_by_asc(outbox_row::Column::Id)
+            .limit(MAX_CLAIM_ROWS);
+        if let Some(ids) = only {
+            select = select.filter(outbox_row::Column::Id.is_in(ids.iter().copied()));
+        }
+        if txn.get_database_backend() != DbBackend::Sqlite {
+            select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        Ok(select.all(txn).await?)
+    }
+
+    /// Groups claimed rows by key, keeping only keys whose oldest pending row is claimed, at
+    /// most `batch` keys (the rest stay for the next round).
+    async fn group(
+        &self,
+        txn: &DatabaseTransaction,
+        rows: Vec<outbox_row::Model>,
+    ) -> Result<Vec<KeyRows>> {
+        let mut order: Vec<String> = Vec::new();
+        let mut by_key: HashMap<String, Vec<outbox_row::Model>> = HashMap::new();
+        for row in rows {
+            if !by_key.contains_key(&row.pk) {
+                order.push(row.pk.clone());
+            }
+            by_key.entry(row.pk.clone()).or_default().push(row);
+        }
+        let oldest: HashMap<String, i64> = outbox_row::Entity::find()
+            .select_only()
+            .column(outbox_row::Column::Pk)
+            .expr(sea_orm::sea_query::ExprTrait::min(Expr::col(
+                outbox_row::Column::Id,
+            )))
+            .filter(outbox_row::Column::Entity.eq(self.entity))
+            .filter(outbox_row::Column::Pk.is_in(order.iter().cloned()))
+            .group_by(outbox_row::Column::Pk)
+            .into_tuple::<(String, i64)>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(order
+            .into_iter()
+            .filter_map(|pk| {
+                let rows = by_key.remove(&pk)?;
+                let first = rows.first()?.id;
+                // An older row of this key is held by another flusher, or backing off.
+                (oldest.get(&pk).is_none_or(|&min| min >= first)).then_some(KeyRows { rows })
+            })
+            .take(self.config.batch)
+            .collect())
+    }
+
+    /// Applies each key's newest row, dead-letters keys whose newest row does not decode,
+    /// and deletes every claimed row, all on `txn`.
+    async fn apply(&self, txn: &DatabaseTransaction, keys: &[KeyRows]) -> Result<Applied> {
+        let mut applied = Applied::default();
+        let mut upserts = Vec::new();
+        let mut deletes: Vec<KeyOf<E>> = Vec::new();
+        let mut dead = Vec::new();
+        let mut done_ids = Vec::new();
+        for key in keys {
+            let Some(newest) = key.rows.last() else {
+                continue;
+            };
+            match (self.codec.decode)(&newest.payload) {
+                Ok(model) => {
+                    applied.keys += 1;
+                    applied.rows += key.rows.len();
+                    if newest.op == DELETE {
+                        deletes.push(key_of_model::<E>(&model));
+                    } else {
+                        upserts.push(model.into_active_model().reset_all());
+                    }
+                }
+                Err(reason) => {
+                    let failed_at = wall_ms();
+                    for row in &key.rows {
+                        dead.push(dead_letter_row::ActiveModel {
+                            id: Set(row.id),
+                            entity: Set(row.entity.clone()),
+                            pk: Set(row.pk.clone()),
+                            op: Set(row.op.clone()),
+                            payload: Set(row.payload.clone()),
+                            created_at: Set(row.created_at),
+                            attempts: Set(row.attempts),
+                            last_error: Set(Some(format!("payload does not decode: {reason}"))),
+                            available_at: Set(row.available_at),
+                            failed_at: Set(failed_at),
+                        });
+                    }
+                    applied.dead += key.rows.len();
+                }
+            }
+            done_ids.extend(key.rows.iter().map(|row| row.id));
+        }
+
+        let columns = E::Column::iter().count().max(1);
+        let per_statement = (MAX_PARAMS / columns).max(1);
+        if !upserts.is_empty() {
+            let key_columns: Vec<E::Column> =
+                E::PrimaryKey::iter().map(|k| k.into_column()).collect();
+            let value_columns: Vec<E::Column> = E::Column::iter()
+                .filter(|c| E::PrimaryKey::from_column(*c).is_none())
+                .collect();
+            let mut on_conflict = OnConflict::columns(key_columns);
+            if value_columns.is_empty() {
+                on_conflict.do_nothing();
+            } else {
+                on_conflict.update_columns(value_columns);
+            }
+            for chunk in upserts.chunks(per_statement) {
+                E::insert_many(chunk.iter().cloned())
+                    .on_conflict(on_conflict.clone())
+                    .exec_without_returning(txn)
+                    .await?;
+                applied.statements += 1;
+            }
+        }
+        for chunk in deletes.chunks(per_statement) {
+            E::delete_many()
+                .filter(keys_condition::<E>(chunk.iter()))
+                .exec(txn)
+                .await?;
+            applied.statements += 1;
+        }
+        for chunk in dead.chunks(MAX_PARAMS / 10) {
+            dead_letter_row::Entity::insert_many(chunk.iter().cloned())
+                .exec_without_returning(txn)
+                .await?;
+        }
+        for chunk in done_ids.chunks(MAX_PARAMS) {
+            outbox_row::Entity::delete_many()
+                .filter(outbox_row::Column::Id.is_in(chunk.iter().copied()))
+                .exec(txn)
+                .await?;
+        }
+        Ok(applied)
+    }
+
+    fn record(&self, applied: &Applied) {
+        if applied.keys > 0 {
+            bump(&self.counters.flushes);
+        }
+        add(&self.counters.flushed_rows, applied.keys as u64);
+        add(
+            &self.counters.coalesced_writes,
+            (applied.rows - applied.keys) as u64,
+        );
+        add(&self.counters.dead_lettered, applied.dead as u64);
+        add(&self.counters.db_writes, applied.statements);
+        self.depth.fetch_sub(
+            (applied.rows + applied.dead) as i64,
+            std::sync::atomic::Ordering::AcqRel,
+        );
+    }
+
+    /// One batch: `(rows claimed, keys applied)`.
+    async fn round(&self) -> Result<(usize, usize)> {
+        let txn = self.begin().await?;
+        let rows = self.claim(&txn, None).await?;
+        let claimed = rows.len();
+        if claimed == 0 {
+            txn.commit().await?;
+            return Ok((0, 0));
+        }
+        let keys = self.group(&txn, rows).await?;
+        if keys.is_empty() {
+            // Everything claimed waits behind older rows held elsewhere.
+            txn.commit().await?;
+            return Ok((0, 0));
+        }
+        match self.apply(&txn, &keys).await {
+            Ok(applied) => {
+                txn.commit().await?;
+                self.record(&applied);
+                Ok((claimed, applied.keys))
+            }
+            Err(err) if super::is_transient(&err_db(&err)) => {
+                // A deadlock is nobody's fault: the whole round is retried later.
+                let _ = txn.rollback().await;
+                Err(err)
+            }
+            Err(err) => {
+                let _ = txn.rollback().await;
+                tracing::debug!(entity = self.entity, %err, "batch failed; applying key by key");
+                let mut applied_keys = 0;
+                for key in keys {
+                    applied_keys += self.apply_one(key).await?;
+                }
+                Ok((claimed, applied_keys))
+            }
+        }
+    }
+
+    /// Applies one key's rows in a transaction of their own; on failure, backs them off.
+    /// Returns the keys applied (0 or 1).
+    async fn apply_one(&self, key: KeyRows) -> Result<usize> {
+        let ids: Vec<i64> = key.rows.iter().map(|row| row.id).collect();
+        let txn = self.begin().await?;
+        let rows = self.claim(&txn, Some(&ids)).await?;
+        if rows.len() != ids.len() {
+            // Another flusher took some of them meanwhile.
+            txn.commit().await?;
+            return Ok(0);
+        }
+        match self.apply(&txn, &[KeyRows { rows }]).await {
+            Ok(applied) => {
+                txn.commit().await?;
+                self.record(&applied);
+                Ok(applied.keys)
+            }
+            Err(err) if super::is_transient(&err_db(&err)) => {
+                let _ = txn.rollback().await;
+                Err(err)
+            }
+            Err(err) => {
+                let _ = txn.rollback().await;
+                self.back_off(&key.rows, &err.to_string()).await?;
+                Ok(0)
+            }
+        }
+    }
+
+    /// Records a failed attempt on `rows`: later retry, or the dead-letter table after
+    /// [`MAX_ATTEMPTS`].
+    async fn back_off(&self, rows: &[outbox_row::Model], error: &str) -> Result<()> {
+        bump(&self.counters.flush_errors);
+        let txn = self.begin().await?;
+        let now = wall_ms();
+        let mut dead = 0;
+        for row in rows {
+            let attempts = row.attempts + 1;
+            if attempts >= MAX_ATTEMPTS {
+                dead_letter_row::ActiveModel {
+                    id: Set(row.id),
+                    entity: Set(row.entity.clone()),
+                    pk: Set(row.pk.clone()),
+                    op: Set(row.op.clone()),
+                    payload: Set(row.payload.clone()),
+                    created_at: Set(row.created_at),
+                    attempts: Set(attempts),
+                    last_error: Set(Some(error.to_owned())),
+                    available_at: Set(row.available_at),
+                    failed_at: Set(now),
+                }
+                .insert(&txn)
+                .await?;
+                outbox_row::Entity::delete_by_id(row.id).exec(&txn).await?;
+                dead += 1;
+            } else {
+                outbox_row::ActiveModel {
+                    id: sea_orm::ActiveValue::Unchanged(row.id),
+                    attempts: Set(attempts),
+                    last_error: Set(Some(error.to_owned())),
+                    available_at: Set(now + backoff_ms(attempts)),
+                    ..Default::default()
+                }
+                .update(&txn)
+                .await?;
+            }
+        }
+        txn.commit().await?;
+        if dead > 0 {
+            add(&self.counters.dead_lettered, dead);
+            self.depth
+                .fetch_sub(dead as i64, std::sync::atomic::Ordering::AcqRel);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,400 @@
+//! The durable write-behind outbox (DESIGN G5, G6, G7): a write-behind write is acknowledged
+//! once its outbox row has committed; a background flusher applies outbox rows to the table
+//! and deletes them in one transaction, so each write takes effect exactly once, and a crash
+//! loses nothing that was acknowledged.
+//!
+//! - [`table`]: the outbox and dead-letter tables.
+//! - `writer`: group commit of concurrent writers' rows.
+//! - `flusher`: claim, coalesce per key, apply, retry with backoff, dead-letter.
+
+mod flusher;
+mod table;
+mod writer;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sea_orm::sea_query::IntoValueTuple;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder,
+};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::cached::ModelCodec;
+use crate::config::WriteBehindConfig;
+use crate::connection::CachedTransaction;
+use crate::error::{Error, Result};
+use crate::key::{CacheableEntity, KeyOf};
+use crate::stats::Counters;
+
+pub use table::{DEAD_LETTER_TABLE, OUTBOX_TABLE, indexes, tables};
+pub(crate) use table::{dead_letter_row, key_text, outbox_row};
+
+/// A write-behind write: the row after it, or the row it deletes.
+#[derive(Debug)]
+pub(crate) enum PendingWrite<M> {
+    /// Insert or update the row to this model.
+    Upsert(Arc<M>),
+    /// Delete the row (the model is its last known value, which names its key).
+    Delete(Arc<M>),
+}
+
+impl<M> PendingWrite<M> {
+    /// What a reader sees for the key while the write is pending.
+    pub(crate) fn into_value(self) -> Option<Arc<M>> {
+        match self {
+            PendingWrite::Upsert(m) => Some(m),
+            PendingWrite::Delete(_) => None,
+        }
+    }
+
+    fn op(&self) -> &'static str {
+        match self {
+            PendingWrite::Upsert(_) => UPSERT,
+            PendingWrite::Delete(_) => DELETE,
+        }
+    }
+
+    fn model(&self) -> &M {
+        match self {
+            PendingWrite::Upsert(m) | PendingWrite::Delete(m) => m,
+        }
+    }
+}
+
+const UPSERT: &str = "upsert";
+const DELETE: &str = "delete";
+
+/// Whether `err` is the database asking to retry: a deadlock, a serialization failure, or
+/// SQLite's busy/locked.
+pub(crate) fn is_transient(err: &sea_orm::DbErr) -> bool {
+    let text = err.to_string();
+    [
+        "40001",
+        "40P01",
+        "Deadlock",
+        "deadlock",
+        "database is locked",
+        "database table is locked",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// Wall-clock milliseconds: outbox times are shared by every instance and survive restarts.
+pub(crate) fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// How often an idle flusher looks for rows other instances wrote.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long `shutdown` keeps flushing before it gives up (the rows stay for the next start).
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// One entity's outbox: its writer, its flusher, and the bound on pending rows.
+pub(crate) struct Outbox<E: CacheableEntity> {
+    db: DatabaseConnection,
+    entity: &'static str,
+    codec: ModelCodec<E::Model>,
+    config: WriteBehindConfig,
+    counters: Arc<Counters>,
+    writer: writer::GroupWriter,
+    /// Rows of this entity in the outbox, as this instance last counted them plus the rows it
+    /// reserved since (the bound on pending work counts against it).
+    depth: AtomicI64,
+    /// Reservations ever made here; lets a count taken meanwhile keep them.
+    adds: AtomicI64,
+    /// Distinct keys written since the last flush began: `batch` of them fill a batch.
+    window_keys: Mutex<HashSet<String>>,
+    /// Wakes the flusher: new rows, a full batch, a committed transaction, shutdown.
+    wake: Notify,
+    /// Wakes writers waiting for room below `max_pending`.
+    room: Notify,
+    /// One flush at a time in this instance.
+    flushing: tokio::sync::Mutex<()>,
+    stopping: AtomicBool,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<E: CacheableEntity> fmt::Debug for Outbox<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outbox")
+            .field("entity", &self.entity)
+            .field("depth", &self.depth())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: CacheableEntity> Outbox<E> {
+    /// Creates the outbox and starts its writer and flusher; the flusher first resumes
+    /// whatever rows the table already holds for this entity.
+    pub(crate) fn start(
+        db: DatabaseConnection,
+        entity: &'static str,
+        config: WriteBehindConfig,
+        counters: Arc<Counters>,
+    ) -> Result<Arc<Self>> {
+        let codec = E::model_codec().ok_or(Error::NotSerializable { entity })?;
+        let outbox = Arc::new(Self {
+            writer: writer::GroupWriter::start(db.clone()),
+            db,
+            entity,
+            codec,
+            config,
+            counters,
+            depth: AtomicI64::new(0),
+            adds: AtomicI64::new(0),
+            window_keys: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            room: Notify::new(),
+            flushing: tokio::sync::Mutex::new(()),
+            stopping: AtomicBool::new(false),
+            task: Mutex::new(None),
+        });
+        let handle = tokio::spawn(outbox.clone().run());
+        *outbox.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+        Ok(outbox)
+    }
+
+    fn row(
+        &self,
+        key: &KeyOf<E>,
+        write: &PendingWrite<E::Model>,
+    ) -> Result<outbox_row::ActiveModel> {
+        let payload = (self.codec.encode)(write.model()).map_err(|reason| Error::Encode {
+            entity: self.entity,
+            reason,
+        })?;
+        let now = wall_ms();
+        Ok(outbox_row::ActiveModel {
+            entity: Set(self.entity.to_owned()),
+            pk: Set(key_text(key.clone().into_value_tuple())),
+            op: Set(write.op().to_owned()),
+            payload: Set(payload),
+            created_at: Set(now),
+            attempts: Set(0),
+            last_error: Set(None),
+            available_at: Set(now),
+            ..Default::default()
+        })
+    }
+
+    /// Reserves room for one row below `max_pending`, waiting while there is none
+    /// (backpressure). The reservation counts in `depth` until the row is flushed; a write
+    /// that fails gives it back with [`release`](Self::release).
+    async fn reserve(&self) -> Result<()> {
+        let bound = self.config.max_pending as i64;
+        loop {
+            if self.stopping.load(Ordering::Acquire) {
+                return Err(Error::Shutdown);
+            }
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let reserved = self
+                .depth
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |depth| {
+                    (depth < bound).then_some(depth + 1)
+                })
+                .is_ok();
+            if reserved {
+                self.adds.fetch_add(1, Ordering::AcqRel);
+                return Ok(());
+            }
+            self.wake.notify_one();
+            room.await;
+        }
+    }
+
+    fn release(&self) {
+        self.depth.fetch_sub(1, Ordering::AcqRel);
+        self.room.notify_waiters();
+    }
+
+    /// A reserved row has committed: the flusher may have a batch.
+    fn added(&self, key: String) {
+        let depth = self.depth.load(Ordering::Acquire);
+        let keys = {
+            let mut keys = self
+                .window_keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            keys.insert(key);
+            keys.len()
+        };
+        if keys == 1 || self.window_full(keys, depth.max(0) as usize) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// A batch of distinct keys is waiting, or the bound is reached: flush before `max_delay`.
+    fn window_full(&self, keys: usize, depth: usize) -> bool {
+        keys >= self.config.batch || depth >= self.config.max_pending
+    }
+
+    fn window_keys(&self) -> usize {
+        self.window_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Commits the write's outbox row (with whatever other writers are committing); returning
+    /// `Ok` acknowledges the write.
+    pub(crate) async fn push(&self, key: &KeyOf<E>, write: &PendingWrite<E::Model>) -> Result<()> {
+        let row = self.row(key, write)?;
+        let key_text = key_text(key.clone().into_value_tuple());
+        self.reserve().await?;
+        if let Err(err) = self.writer.write(row).await {
+            self.release();
+            return Err(err.into());
+        }
+        self.added(key_text);
+        Ok(())
+    }
+
+    /// Inserts the write's outbox row in the caller's transaction: it commits or rolls back
+    /// with the caller's other writes. The flusher is woken after the commit.
+    pub(crate) async fn push_in(
+        self: &Arc<Self>,
+        txn: &CachedTransaction,
+        key: &KeyOf<E>,
+        write: &PendingWrite<E::Model>,
+    ) -> Result<()> {
+        let row = self.row(key, write)?;
+        let key_text = key_text(key.clone().into_value_tuple());
+        self.reserve().await?;
+        // A rolled back transaction keeps its reservation until the next count corrects it.
+        if let Err(err) = outbox_row::Entity::insert(row)
+            .exec_without_returning(txn.raw())
+            .await
+        {
+            self.release();
+            return Err(err.into());
+        }
+        let outbox = self.clone();
+        txn.defer(Box::new(move || outbox.added(key_text)));
+        Ok(())
+    }
+
+    /// The newest pending write for `key`, read on `db` (a transaction sees its own rows).
+    pub(crate) async fn pending<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        key: &KeyOf<E>,
+    ) -> Result<Option<PendingWrite<E::Model>>> {
+        let newest = outbox_row::Entity::find()
+            .filter(outbox_row::Column::Entity.eq(self.entity))
+            .filter(outbox_row::Column::Pk.eq(key_text(key.clone().into_value_tuple())))
+            .order_by_desc(outbox_row::Column::Id)
+            .one(db)
+            .await?;
+        let Some(row) = newest else {
+            return Ok(None);
+        };
+        let model = (self.codec.decode)(&row.payload).map_err(|reason| Error::Decode {
+            entity: self.entity,
+            outbox_id: row.id,
+            reason,
+        })?;
+        Ok(Some(match row.op.as_str() {
+            DELETE => PendingWrite::Delete(Arc::new(model)),
+            _ => PendingWrite::Upsert(Arc::new(model)),
+        }))
+    }
+
+    /// Rows pending for this entity, as far as this instance knows.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth.load(Ordering::Acquire).max(0) as usize
+    }
+
+    /// The flusher: resumes what the table holds, then sleeps until there is work (or polls
+    /// for other instances' rows), lets writes gather for `max_delay` (or until a batch is
+    /// full or the bound is reached), and flushes.
+    async fn run(self: Arc<Self>) {
+        // After a failure, rows wait for their own backoff, not for another gather window.
+        let mut retrying = false;
+        loop {
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            if let Err(err) = self.refresh_depth().await {
+                tracing::warn!(entity = self.entity, %err, "counting outbox rows failed");
+            }
+            if self.depth() == 0 {
+                retrying = false;
+                let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+                continue;
+            }
+            if !retrying {
+                let deadline = tokio::time::Instant::now() + self.config.max_delay;
+                while !self.window_full(self.window_keys(), self.depth())
+                    && !self.stopping.load(Ordering::Acquire)
+                {
+                    if tokio::time::timeout_at(deadline, self.wake.notified())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+            match self.flush_all().await {
+                Ok(report) if report.waiting_for_retry => {
+                    retrying = true;
+                    let wait = report.retry_in.min(IDLE_POLL);
+                    let _ = tokio::time::timeout(wait, self.wake.notified()).await;
+                }
+                Ok(_) => retrying = false,
+                Err(err) => {
+                    retrying = true;
+                    tracing::warn!(entity = self.entity, %err, "write-behind flush failed; retrying");
+                    let _ = tokio::time::timeout(IDLE_POLL, self.wake.notified()).await;
+                }
+            }
+        }
+    }
+
+    /// Applies every row that can be applied now; returns the number of keys applied.
+    pub(crate) async fn flush(&self) -> Result<usize> {
+        self.flush_all().await.map(|report| report.applied)
+    }
+
+    /// Stops the flusher after draining the outbox, for at most [`SHUTDOWN_DEADLINE`]. Rows
+    /// left (failing, or past the deadline) stay in the table for the next start.
+    pub(crate) async fn shutdown(&self) -> Result<()> {
+        self.stopping.store(true, Ordering::Release);
+        self.wake.notify_one();
+        self.room.notify_waiters();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+        loop {
+            let report = self.flush_all().await?;
+            if !report.waiting_for_retry {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + report.retry_in > deadline {
+                return Err(Error::ShutdownIncomplete {
+                    entity: self.entity,
+                    pending: self.depth(),
+                });
+            }
+            tokio::time::sleep(report.retry_in).await;
+        }
+    }
+}

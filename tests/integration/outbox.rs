@@ -1,0 +1,385 @@
+//! G5, G6, G7: the durable write-behind outbox. Acknowledged writes are outbox rows; the
+//! flusher applies them exactly once, retries failures with backoff, dead-letters poison,
+//! and any layer on the database reads the newest acknowledged value before the flush.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use entity::profile;
+use sea_orm::ActiveValue::{Set, Unchanged};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait};
+use sea_orm_cache::{CacheLayer, Policy, Repository, WriteBehindConfig};
+
+use crate::common::*;
+
+async fn profiles_with(
+    t: &TestDb,
+    write_behind: WriteBehindConfig,
+) -> (CacheLayer, Repository<profile::Entity>) {
+    let cache = CacheLayer::builder(t.db.clone())
+        .entity::<profile::Entity>(move |c| {
+            c.policy(Policy::WriteBehind).write_behind(write_behind)
+        })
+        .build()
+        .await
+        .unwrap();
+    let profiles = cache.repository::<profile::Entity>();
+    (cache, profiles)
+}
+
+fn one_window() -> WriteBehindConfig {
+    WriteBehindConfig::default().max_delay(Duration::from_secs(3600))
+}
+
+fn visits(user_id: i64, visits: i64) -> profile::ActiveModel {
+    profile::ActiveModel {
+        user_id: Unchanged(user_id),
+        visits: Set(visits),
+        ..Default::default()
+    }
+}
+
+fn new_profile(user_id: i64, visits: i64) -> profile::ActiveModel {
+    profile::ActiveModel {
+        user_id: Set(user_id),
+        display_name: Set(format!("p{user_id}")),
+        visits: Set(visits),
+    }
+}
+
+async fn count(t: &TestDb, table: &str) -> i64 {
+    let row =
+        t.db.query_one_raw(Statement::from_string(
+            t.db_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+async fn table_visits(t: &TestDb, user_id: i64) -> Option<i64> {
+    profile::Entity::find_by_id(user_id)
+        .one(&t.db)
+        .await
+        .unwrap()
+        .map(|p| p.visits)
+}
+
+/// Waits (bounded) until `done` holds for the repository's stats.
+async fn until(
+    profiles: &Repository<profile::Entity>,
+    done: impl Fn(&sea_orm_cache::CacheStats) -> bool,
+) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !done(&profiles.stats()) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the flusher got there");
+}
+
+/// An acknowledged write is an outbox row; the flush applies it and deletes the row.
+async fn an_acknowledged_write_is_an_outbox_row_until_flushed(t: TestDb) {
+    seed_profile(&t.db, 1).await;
+    let (cache, profiles) = profiles_with(&t, one_window()).await;
+    profiles.update(visits(1, 5)).await.unwrap();
+    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 1);
+    assert_eq!(table_visits(&t, 1).await, Some(0));
+    assert_eq!(profiles.flush().await.unwrap(), 1);
+    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 0);
+    assert_eq!(table_visits(&t, 1).await, Some(5));
+    cache.shutdown().await.unwrap();
+}
+
+/// `update_in` puts the outbox row into the caller's transaction: a rollback leaves no row
+/// and no cache change; a commit leaves the row and sets the cache after the commit.
+async fn the_outbox_row_commits_or_rolls_back_with_the_caller(t: TestDb) {
+    let p = seed_profile(&t.db, 1).await;
+    let (cache, profiles) = profiles_with(&t, one_window()).await;
+    profiles.get(1).await.unwrap();
+
+    let txn = cache.connection().begin().await.unwrap();
+    profiles.update_in(&txn, visits(1, 7)).await.unwrap();
+    assert_eq!(
+        profiles.peek(&1).as_deref(),
+        Some(&p),
+        "not before the commit"
+    );
+    txn.rollback().await.unwrap();
+    assert_eq!(
+        count(&t, "sea_orm_cache_outbox").await,
+        0,
+        "rolled back with the caller"
+    );
+    assert_eq!(profiles.peek(&1).as_deref(), Some(&p), "no cache change");
+    assert_eq!(profiles.get(1).await.unwrap().as_deref(), Some(&p));
+
+    let txn = cache.connection().begin().await.unwrap();
+    let written = profiles.update_in(&txn, visits(1, 8)).await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 1);
+    assert_eq!(profiles.peek(&1), Some(written.clone()));
+    assert_eq!(
+        table_visits(&t, 1).await,
+        Some(0),
+        "the table follows at the flush"
+    );
+    profiles.flush().await.unwrap();
+    assert_eq!(table_visits(&t, 1).await, Some(8));
+    cache.shutdown().await.unwrap();
+}
+
+/// A payload that no longer decodes moves to the dead-letter table with its error; the other
+/// rows are applied.
+async fn a_poison_payload_is_dead_lettered_and_the_rest_applied(t: TestDb) {
+    for id in 1..=3 {
+        seed_profile(&t.db, id).await;
+    }
+    let (cache, profiles) = profiles_with(&t, one_window()).await;
+    for id in 1..=3 {
+        profiles.update(visits(id, id * 10)).await.unwrap();
+    }
+    let pk = "[2]";
+    let sql = match t.db_backend() {
+        DbBackend::Postgres => {
+            format!("UPDATE sea_orm_cache_outbox SET payload = '{{not json' WHERE pk = '{pk}'")
+        }
+        _ => format!("UPDATE sea_orm_cache_outbox SET payload = '{{not json' WHERE pk = '{pk}'"),
+    };
+    t.db.execute_unprepared(&sql).await.unwrap();
+
+    assert_eq!(profiles.flush().await.unwrap(), 2);
+    assert_eq!(table_visits(&t, 1).await, Some(10));
+    assert_eq!(
+        table_visits(&t, 2).await,
+        Some(0),
+        "the poison row was not applied"
+    );
+    assert_eq!(table_visits(&t, 3).await, Some(30));
+    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 0);
+    assert_eq!(count(&t, "sea_orm_cache_dead_letter").await, 1);
+    let error =
+        t.db.query_one_raw(Statement::from_string(
+            t.db_backend(),
+            "SELECT pk, last_error FROM sea_orm_cache_dead_letter".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(error.try_get::<String>("", "pk").unwrap(), pk);
+    let message = error.try_get::<String>("", "last_error").unwrap();
+    assert!(message.contains("does not decode"), "{message}");
+    assert_eq!(profiles.stats().dead_lettered, 1);
+    cache.shutdown().await.unwrap();
+}
+
+/// The table rejects one key's value: the others are applied, that key backs off and is
+/// retried, and once the fault is lifted it is applied.
+async fn a_failing_table_write_is_retried_until_the_fault_clears(t: TestDb) {
+    seed_profile(&t.db, 1).await;
+    seed_profile(&t.db, 2).await;
+    let (add_fault, lift_fault): (&[&str], &[&str]) = match t.db_backend() {
+        DbBackend::Sqlite => (
+            &[
+                "CREATE TRIGGER too_many BEFORE UPDATE ON profiles WHEN NEW.visits >= 1000000 \
+                 BEGIN SELECT RAISE(ABORT, 'visits too large'); END",
+            ],
+            &["DROP TRIGGER too_many"],
+        ),
+        DbBackend::Postgres => (
+            &["ALTER TABLE profiles ADD CONSTRAINT too_many CHECK (visits < 1000000)"],
+            &["ALTER TABLE profiles DROP CONSTRAINT too_many"],
+        ),
+        _ => (
+            &["ALTER TABLE profiles ADD CONSTRAINT too_many CHECK (visits < 1000000)"],
+            &["ALTER TABLE profiles DROP CONSTRAINT too_many"],
+        ),
+    };
+    for sql in add_fault {
+        t.db.execute_unprepared(sql).await.unwrap();
+    }
+    let (cache, profiles) = profiles_with(
+        &t,
+        WriteBehindConfig::default().max_delay(Duration::from_millis(10)),
+    )
+    .await;
+    profiles.update(visits(1, 2_000_000)).await.unwrap();
+    profiles.update(visits(2, 5)).await.unwrap();
+
+    until(&profiles, |s| s.flushed_rows >= 1 && s.flush_errors >= 1).await;
+    assert_eq!(table_visits(&t, 2).await, Some(5), "the good key went on");
+    assert_eq!(table_visits(&t, 1).await, Some(0), "the rejected key waits");
+    assert_eq!(
+        profiles.get(1).await.unwrap().unwrap().visits,
+        2_000_000,
+        "still acknowledged"
+    );
+    let retried = profiles.stats().flush_errors;
+
+    for sql in lift_fault {
+        t.db.execute_unprepared(sql).await.unwrap();
+    }
+    until(&profiles, |s| s.flushed_rows >= 2).await;
+    assert_eq!(
+        table_visits(&t, 1).await,
+        Some(2_000_000),
+        "applied once the fault cleared"
+    );
+    assert!(retried >= 1);
+    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 0);
+    assert_eq!(count(&t, "sea_orm_cache_dead_letter").await, 0);
+    cache.shutdown().await.unwrap();
+}
+
+/// Dirty entries evicted for capacity, then read: the newest acknowledged value, from the
+/// outbox, not the older table row.
+async fn an_evicted_dirty_entry_reads_the_newest_acknowledged_value(t: TestDb) {
+    for id in 1..=50 {
+        seed_profile(&t.db, id).await;
+    }
+    let cache = CacheLayer::builder(t.db.clone())
+        .entity::<profile::Entity>(|c| {
+            c.policy(Policy::WriteBehind)
+                .capacity(4)
+                .write_behind(one_window())
+        })
+        .build()
+        .await
+        .unwrap();
+    let profiles = cache.repository::<profile::Entity>();
+    for round in 1..=3 {
+        for id in 1..=50 {
+            profiles.update(visits(id, id * 100 + round)).await.unwrap();
+        }
+    }
+    assert!(
+        profiles.stats().evicted > 0,
+        "the store is smaller than the working set"
+    );
+    for id in 1..=50 {
+        assert_eq!(
+            profiles.get(id).await.unwrap().unwrap().visits,
+            id * 100 + 3
+        );
+        assert_eq!(table_visits(&t, id).await, Some(0), "not flushed");
+    }
+    cache.shutdown().await.unwrap();
+    assert_eq!(table_visits(&t, 7).await, Some(703));
+}
+
+/// A second layer on the same database (another process, in effect) reads the newest
+/// acknowledged value before the flush.
+async fn a_second_layer_reads_the_newest_acknowledged_value(t: TestDb) {
+    seed_profile(&t.db, 1).await;
+    let (writer, profiles) = profiles_with(&t, one_window()).await;
+    let other_db = t.connect_again().await;
+    let reader = CacheLayer::builder(other_db.clone())
+        .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind).write_behind(one_window()))
+        .build()
+        .await
+        .unwrap();
+    let elsewhere = reader.repository::<profile::Entity>();
+
+    profiles.update(visits(1, 42)).await.unwrap();
+    profiles.delete(1).await.unwrap();
+    profiles.insert(new_profile(1, 43)).await.unwrap();
+    assert_eq!(elsewhere.get(1).await.unwrap().unwrap().visits, 43);
+    assert_eq!(table_visits(&t, 1).await, Some(0));
+    writer.shutdown().await.unwrap();
+    reader.shutdown().await.unwrap();
+    assert_eq!(table_visits(&t, 1).await, Some(43));
+    other_db.close().await.unwrap();
+}
+
+/// Many writers over 100 keys while the flusher runs: every table row ends equal to its key's
+/// last acknowledged value.
+async fn interleaved_updates_end_with_each_row_at_its_last_acknowledged_value(t: TestDb) {
+    const KEYS: i64 = 100;
+    const ROUNDS: i64 = 10;
+    let (cache, profiles) = profiles_with(
+        &t,
+        WriteBehindConfig::default()
+            .max_delay(Duration::from_millis(5))
+            .batch(30),
+    )
+    .await;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let profiles = profiles.clone();
+            tokio::spawn(async move {
+                let mut last = Vec::new();
+                for round in 0..ROUNDS {
+                    for id in (w..KEYS).step_by(4) {
+                        let value = round * 1000 + id;
+                        let write = if round == 0 {
+                            profiles.insert(new_profile(id + 1, value)).await
+                        } else {
+                            profiles.update(visits(id + 1, value)).await
+                        };
+                        write.unwrap();
+                        if round == ROUNDS - 1 {
+                            last.push((id + 1, value));
+                        }
+                    }
+                }
+                last
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    cache.shutdown().await.unwrap();
+    acknowledged.sort();
+    let mut rows: Vec<(i64, i64)> = profile::Entity::find()
+        .all(&t.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| (p.user_id, p.visits))
+        .collect();
+    rows.sort();
+    assert_eq!(rows, acknowledged);
+    assert!(
+        profiles.stats().flushes > 1,
+        "flushes interleaved with the writes"
+    );
+}
+
+/// A layer built with `create_outbox_tables` needs no migration.
+async fn the_builder_can_create_the_outbox_tables(t: TestDb) {
+    let drop = |table: &str| format!("DROP TABLE {table}");
+    t.db.execute_unprepared(&drop("sea_orm_cache_outbox"))
+        .await
+        .unwrap();
+    t.db.execute_unprepared(&drop("sea_orm_cache_dead_letter"))
+        .await
+        .unwrap();
+    let cache = CacheLayer::builder(t.db.clone())
+        .create_outbox_tables()
+        .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind).write_behind(one_window()))
+        .build()
+        .await
+        .unwrap();
+    let profiles = cache.repository::<profile::Entity>();
+    profiles.insert(new_profile(1, 1)).await.unwrap();
+    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 1);
+    cache.shutdown().await.unwrap();
+    assert_eq!(table_visits(&t, 1).await, Some(1));
+    let _: Arc<profile::Model> = profiles.get(1).await.unwrap().unwrap();
+}
+
+crate::backend_tests!(
+    an_acknowledged_write_is_an_outbox_row_until_flushed,
+    the_outbox_row_commits_or_rolls_back_with_the_caller,
+    a_poison_payload_is_dead_lettered_and_the_rest_applied,
+    a_failing_table_write_is_retried_until_the_fault_clears,
+    an_evicted_dirty_entry_reads_the_newest_acknowledged_value,
+    a_second_layer_reads_the_newest_acknowledged_value,
+    interleaved_updates_end_with_each_row_at_its_last_acknowledged_value,
+    the_builder_can_create_the_outbox_tables,
+);
