@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use entity::user;
+use entity::{profile, user};
 use migration::{Migrator, MigratorTrait};
 use quick_cache::sync::Cache;
 use sea_orm::sea_query::Expr;
@@ -195,6 +195,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let _ = std::fs::remove_file(format!("{}{suffix}", sqlite_path.display()));
     }
     print_write_row("file SQLite", raw, cached);
+    // Write-behind throughput against write-through, 64 writers, on file SQLite
+    // (synchronous=FULL) and Postgres; and hot-key coalescing.
+    let sqlite_path = std::env::temp_dir().join(format!("soc-bench-wb-{}.db", std::process::id()));
+    let sqlite_url = format!("sqlite://{}?mode=rwc", sqlite_path.display());
+    let sqlite = write_behind_rows(&sqlite_url).await;
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", sqlite_path.display()));
+    }
+    let sqlite = sqlite?;
+
     match std::env::var("TEST_POSTGRES_URL") {
         Ok(admin) => {
             let name = format!("soc_bench_{}", std::process::id());
@@ -214,10 +224,22 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 .await?;
             let (raw, cached) = measured?;
             print_write_row("Postgres", raw, cached);
+            admin_db
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await?;
+            let measured = write_behind_rows(&url).await;
+            admin_db
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await?;
+            print_throughput_rows("file SQLite (synchronous=FULL)", &sqlite);
+            print_throughput_rows("Postgres", &measured?);
         }
-        Err(_) => println!(
-            "| Write through `CachedConnection`, Postgres | - | skipped: set TEST_POSTGRES_URL |"
-        ),
+        Err(_) => {
+            println!(
+                "| Write through `CachedConnection`, Postgres | - | skipped: set TEST_POSTGRES_URL |"
+            );
+            print_throughput_rows("file SQLite (synchronous=FULL)", &sqlite);
+        }
     }
     Ok(())
 }
@@ -274,6 +296,151 @@ fn print_write_row(backend: &str, raw: f64, cached: f64) {
     println!(
         "| Write through `CachedConnection` vs raw `DatabaseConnection`, {backend} | {cached:.0} vs {raw:.0} | cached / raw = {:.3}× |",
         cached / raw
+    );
+}
+
+/// Concurrent writers in the throughput rows.
+const WRITERS: i64 = 64;
+/// Writes per writer in the throughput rows.
+const WRITES_EACH: i64 = 50;
+/// Hot-key coalescing: this many updates over [`HOT_KEYS`] keys.
+const HOT_UPDATES: i64 = 10_000;
+const HOT_KEYS: i64 = 100;
+
+/// What the write-behind rows measured on one database.
+struct WriteBehindFigures {
+    write_through_per_s: f64,
+    write_behind_per_s: f64,
+    hot_table_writes: u64,
+    hot_statements: u64,
+}
+
+async fn connect_full(url: &str) -> Result<sea_orm::DatabaseConnection, Box<dyn Error>> {
+    let mut options = sea_orm::ConnectOptions::new(url.to_owned());
+    options.max_connections(8).sqlx_logging(false);
+    options.map_sqlx_sqlite_opts(|o| o.synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full));
+    Ok(Database::connect(options).await?)
+}
+
+/// Acknowledged writes per second of `WRITERS` concurrent writers under `policy`.
+async fn writes_per_second(url: &str, policy: Policy) -> Result<f64, Box<dyn Error>> {
+    let db = connect_full(url).await?;
+    Migrator::up(&db, None).await?;
+    profile::Entity::delete_many().exec(&db).await?;
+    profile::Entity::insert_many((0..WRITERS).map(|w| profile::ActiveModel {
+        user_id: Set(w),
+        display_name: Set(format!("writer {w}")),
+        visits: Set(0),
+    }))
+    .exec(&db)
+    .await?;
+    let cache = CacheLayer::builder(db.clone())
+        .entity::<profile::Entity>(move |c| c.policy(policy))
+        .build()
+        .await?;
+    let profiles = cache.repository::<profile::Entity>();
+    for w in 0..WRITERS {
+        profiles.get(w).await?;
+    }
+    let barrier = Arc::new(Barrier::new(WRITERS as usize));
+    let started = Instant::now();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (profiles, barrier) = (profiles.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                for n in 1..=WRITES_EACH {
+                    profiles
+                        .update(profile::ActiveModel {
+                            user_id: sea_orm::ActiveValue::Unchanged(w),
+                            visits: Set(n),
+                            ..Default::default()
+                        })
+                        .await?;
+                }
+                Ok::<_, sea_orm_cache::Error>(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    cache.shutdown().await?;
+    let written: Vec<i64> = profile::Entity::find()
+        .all(&db)
+        .await?
+        .iter()
+        .map(|p| p.visits)
+        .collect();
+    check(
+        written.iter().all(|&v| v == WRITES_EACH),
+        "every writer's last write reached the table",
+    )?;
+    db.close().await?;
+    Ok((WRITERS * WRITES_EACH) as f64 / elapsed)
+}
+
+/// Write-behind vs write-through throughput, and hot-key coalescing, on one database.
+async fn write_behind_rows(url: &str) -> Result<WriteBehindFigures, Box<dyn Error>> {
+    let write_through_per_s = writes_per_second(url, Policy::WriteThrough).await?;
+    let write_behind_per_s = writes_per_second(url, Policy::WriteBehind).await?;
+
+    // Hot keys: 10,000 updates over 100 keys from 64 writers, default flush settings.
+    let db = connect_full(url).await?;
+    profile::Entity::delete_many().exec(&db).await?;
+    let cache = CacheLayer::builder(db.clone())
+        .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
+        .build()
+        .await?;
+    let profiles = cache.repository::<profile::Entity>();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let profiles = profiles.clone();
+            tokio::spawn(async move {
+                let mut n = w;
+                while n < HOT_UPDATES {
+                    profiles
+                        .insert(profile::ActiveModel {
+                            user_id: Set(n % HOT_KEYS),
+                            display_name: Set(format!("writer {w}")),
+                            visits: Set(n),
+                        })
+                        .await?;
+                    n += WRITERS;
+                }
+                Ok::<_, sea_orm_cache::Error>(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    cache.shutdown().await?;
+    let stats = profiles.stats();
+    check(
+        stats.writes == HOT_UPDATES as u64,
+        "every hot-key update was acknowledged",
+    )?;
+    db.close().await?;
+    Ok(WriteBehindFigures {
+        write_through_per_s,
+        write_behind_per_s,
+        hot_table_writes: stats.flushed_rows,
+        hot_statements: stats.db_writes,
+    })
+}
+
+fn print_throughput_rows(backend: &str, f: &WriteBehindFigures) {
+    println!(
+        "| {WRITERS} writers, acknowledged writes/s, {backend}: write-behind vs write-through | {:.0} vs {:.0} | write-behind / write-through = {:.1}× |",
+        f.write_behind_per_s,
+        f.write_through_per_s,
+        f.write_behind_per_s / f.write_through_per_s
+    );
+    println!(
+        "| Hot keys, {backend}: {HOT_UPDATES} write-behind updates over {HOT_KEYS} keys | - | {} table row writes in {} statements |",
+        f.hot_table_writes, f.hot_statements
     );
 }
 
