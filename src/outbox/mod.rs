@@ -3,7 +3,7 @@
 //! and deletes them in one transaction, so each write takes effect exactly once, and a crash
 //! loses nothing that was acknowledged.
 //!
-//! - [`table`]: the outbox and dead-letter tables.
+//! - `table`: the outbox and dead-letter tables ([`tables`], [`indexes`]).
 //! - `writer`: group commit of concurrent writers' rows.
 //! - `flusher`: claim, coalesce per key, apply, retry with backoff, dead-letter.
 

@@ -52,7 +52,7 @@ fn common_columns(table: &mut TableCreateStatement) {
 
 /// `CREATE TABLE IF NOT EXISTS` for the outbox and the dead-letter table.
 ///
-/// ```ignore
+/// ```text
 /// // in a sea-orm-migration `MigrationTrait::up`:
 /// for table in sea_orm_cache::outbox::tables() {
 ///     manager.create_table(table).await?;
