@@ -348,6 +348,13 @@ impl CachedConnection {
         &self.db
     }
 
+    /// Runs a statement's cache effects now: under autocommit it has committed.
+    fn settle(&self, planned: Planned, rows: Option<&[QueryResult]>, exec: Option<&ExecResult>) {
+        if !planned.is_empty() {
+            run(planned.resolve(rows, exec));
+        }
+    }
+
     fn wrap(&self, txn: DatabaseTransaction) -> CachedTransaction {
         CachedTransaction {
             txn,
@@ -355,59 +362,6 @@ impl CachedConnection {
             effects: Arc::default(),
             parent: None,
         }
-    }
-}
-
-#[async_trait]
-impl ConnectionTrait for CachedConnection {
-    fn get_database_backend(&self) -> DbBackend {
-        self.db.get_database_backend()
-    }
-
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let planned = self
-            .tables
-            .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
-        let result = self.db.execute_raw(stmt).await?;
-        if !planned.is_empty() {
-            run(planned.resolve(None, Some(&result)));
-        }
-        Ok(result)
-    }
-
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        let planned = self.tables.plan(sql, &[], self.get_database_backend());
-        let result = self.db.execute_unprepared(sql).await?;
-        if !planned.is_empty() {
-            run(planned.resolve(None, Some(&result)));
-        }
-        Ok(result)
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let planned = self
-            .tables
-            .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
-        let row = self.db.query_one_raw(stmt).await?;
-        if !planned.is_empty() {
-            run(planned.resolve(Some(row.as_slice()), None));
-        }
-        Ok(row)
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let planned = self
-            .tables
-            .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
-        let rows = self.db.query_all_raw(stmt).await?;
-        if !planned.is_empty() {
-            run(planned.resolve(Some(&rows), None));
-        }
-        Ok(rows)
-    }
-
-    fn support_returning(&self) -> bool {
-        self.db.support_returning()
     }
 }
 
@@ -439,62 +393,6 @@ where
             txn.rollback().await.map_err(TransactionError::Connection)?;
             Err(TransactionError::Transaction(err))
         }
-    }
-}
-
-#[async_trait]
-impl TransactionTrait for CachedConnection {
-    type Transaction = CachedTransaction;
-
-    async fn begin(&self) -> Result<CachedTransaction, DbErr> {
-        Ok(self.wrap(self.db.begin().await?))
-    }
-
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<CachedTransaction, DbErr> {
-        let txn = self
-            .db
-            .begin_with_config(isolation_level, access_mode)
-            .await?;
-        Ok(self.wrap(txn))
-    }
-
-    async fn begin_with_options(
-        &self,
-        options: TransactionOptions,
-    ) -> Result<CachedTransaction, DbErr> {
-        Ok(self.wrap(self.db.begin_with_options(options).await?))
-    }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(&'c CachedTransaction) -> Callback<'c, T, E> + Send,
-        T: Send,
-        E: fmt::Display + fmt::Debug + Send,
-    {
-        let txn = self.begin().await.map_err(TransactionError::Connection)?;
-        run_transaction(txn, callback).await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(&'c CachedTransaction) -> Callback<'c, T, E> + Send,
-        T: Send,
-        E: fmt::Display + fmt::Debug + Send,
-    {
-        let txn = self
-            .begin_with_config(isolation_level, access_mode)
-            .await
-            .map_err(TransactionError::Connection)?;
-        run_transaction(txn, callback).await
     }
 }
 
@@ -530,13 +428,14 @@ impl CachedTransaction {
         &self.txn
     }
 
-    fn buffer(&self, planned: Planned, rows: Option<&[QueryResult]>, exec: Option<&ExecResult>) {
+    /// Buffers a statement's cache effects until the outermost commit.
+    fn settle(&self, planned: Planned, rows: Option<&[QueryResult]>, exec: Option<&ExecResult>) {
         if !planned.is_empty() {
             locked(&self.effects).extend(planned.resolve(rows, exec));
         }
     }
 
-    fn nested(&self, txn: DatabaseTransaction) -> CachedTransaction {
+    fn wrap(&self, txn: DatabaseTransaction) -> CachedTransaction {
         CachedTransaction {
             txn,
             tables: self.tables.clone(),
@@ -586,103 +485,113 @@ impl TransactionSession for CachedTransaction {
     }
 }
 
-#[async_trait]
-impl ConnectionTrait for CachedTransaction {
-    fn get_database_backend(&self) -> DbBackend {
-        self.txn.get_database_backend()
-    }
+/// `ConnectionTrait` and `TransactionTrait` for a cached connection type: statements reach
+/// `self.$inner` unchanged; their cache effects go to `self.settle` (run now, or buffered);
+/// a transaction begun on it is wrapped by `self.wrap`.
+macro_rules! cached_connection {
+    ($ty:ty, $inner:ident) => {
+        #[async_trait]
+        impl ConnectionTrait for $ty {
+            fn get_database_backend(&self) -> DbBackend {
+                self.$inner.get_database_backend()
+            }
 
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        let planned = self
-            .tables
-            .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
-        let result = self.txn.execute_raw(stmt).await?;
-        self.buffer(planned, None, Some(&result));
-        Ok(result)
-    }
+            async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+                let planned = self
+                    .tables
+                    .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
+                let result = self.$inner.execute_raw(stmt).await?;
+                self.settle(planned, None, Some(&result));
+                Ok(result)
+            }
 
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        let planned = self.tables.plan(sql, &[], self.get_database_backend());
-        let result = self.txn.execute_unprepared(sql).await?;
-        self.buffer(planned, None, Some(&result));
-        Ok(result)
-    }
+            async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+                let planned = self.tables.plan(sql, &[], self.get_database_backend());
+                let result = self.$inner.execute_unprepared(sql).await?;
+                self.settle(planned, None, Some(&result));
+                Ok(result)
+            }
 
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let planned = self
-            .tables
-            .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
-        let row = self.txn.query_one_raw(stmt).await?;
-        self.buffer(planned, Some(row.as_slice()), None);
-        Ok(row)
-    }
+            async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+                let planned = self
+                    .tables
+                    .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
+                let row = self.$inner.query_one_raw(stmt).await?;
+                self.settle(planned, Some(row.as_slice()), None);
+                Ok(row)
+            }
 
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let planned = self
-            .tables
-            .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
-        let rows = self.txn.query_all_raw(stmt).await?;
-        self.buffer(planned, Some(&rows), None);
-        Ok(rows)
-    }
+            async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+                let planned = self
+                    .tables
+                    .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
+                let rows = self.$inner.query_all_raw(stmt).await?;
+                self.settle(planned, Some(&rows), None);
+                Ok(rows)
+            }
 
-    fn support_returning(&self) -> bool {
-        self.txn.support_returning()
-    }
+            fn support_returning(&self) -> bool {
+                self.$inner.support_returning()
+            }
+        }
+
+        #[async_trait]
+        impl TransactionTrait for $ty {
+            type Transaction = CachedTransaction;
+
+            async fn begin(&self) -> Result<CachedTransaction, DbErr> {
+                Ok(self.wrap(self.$inner.begin().await?))
+            }
+
+            async fn begin_with_config(
+                &self,
+                isolation_level: Option<IsolationLevel>,
+                access_mode: Option<AccessMode>,
+            ) -> Result<CachedTransaction, DbErr> {
+                let txn = self
+                    .$inner
+                    .begin_with_config(isolation_level, access_mode)
+                    .await?;
+                Ok(self.wrap(txn))
+            }
+
+            async fn begin_with_options(
+                &self,
+                options: TransactionOptions,
+            ) -> Result<CachedTransaction, DbErr> {
+                Ok(self.wrap(self.$inner.begin_with_options(options).await?))
+            }
+
+            async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+            where
+                F: for<'c> FnOnce(&'c CachedTransaction) -> Callback<'c, T, E> + Send,
+                T: Send,
+                E: fmt::Display + fmt::Debug + Send,
+            {
+                let txn = self.begin().await.map_err(TransactionError::Connection)?;
+                run_transaction(txn, callback).await
+            }
+
+            async fn transaction_with_config<F, T, E>(
+                &self,
+                callback: F,
+                isolation_level: Option<IsolationLevel>,
+                access_mode: Option<AccessMode>,
+            ) -> Result<T, TransactionError<E>>
+            where
+                F: for<'c> FnOnce(&'c CachedTransaction) -> Callback<'c, T, E> + Send,
+                T: Send,
+                E: fmt::Display + fmt::Debug + Send,
+            {
+                let txn = self
+                    .begin_with_config(isolation_level, access_mode)
+                    .await
+                    .map_err(TransactionError::Connection)?;
+                run_transaction(txn, callback).await
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl TransactionTrait for CachedTransaction {
-    type Transaction = CachedTransaction;
-
-    async fn begin(&self) -> Result<CachedTransaction, DbErr> {
-        Ok(self.nested(self.txn.begin().await?))
-    }
-
-    async fn begin_with_config(
-        &self,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<CachedTransaction, DbErr> {
-        let txn = self
-            .txn
-            .begin_with_config(isolation_level, access_mode)
-            .await?;
-        Ok(self.nested(txn))
-    }
-
-    async fn begin_with_options(
-        &self,
-        options: TransactionOptions,
-    ) -> Result<CachedTransaction, DbErr> {
-        Ok(self.nested(self.txn.begin_with_options(options).await?))
-    }
-
-    async fn transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(&'c CachedTransaction) -> Callback<'c, T, E> + Send,
-        T: Send,
-        E: fmt::Display + fmt::Debug + Send,
-    {
-        let txn = self.begin().await.map_err(TransactionError::Connection)?;
-        run_transaction(txn, callback).await
-    }
-
-    async fn transaction_with_config<F, T, E>(
-        &self,
-        callback: F,
-        isolation_level: Option<IsolationLevel>,
-        access_mode: Option<AccessMode>,
-    ) -> Result<T, TransactionError<E>>
-    where
-        F: for<'c> FnOnce(&'c CachedTransaction) -> Callback<'c, T, E> + Send,
-        T: Send,
-        E: fmt::Display + fmt::Debug + Send,
-    {
-        let txn = self
-            .begin_with_config(isolation_level, access_mode)
-            .await
-            .map_err(TransactionError::Connection)?;
-        run_transaction(txn, callback).await
-    }
-}
+cached_connection!(CachedConnection, db);
+cached_connection!(CachedTransaction, txn);

@@ -192,26 +192,32 @@ impl<E: CacheableEntity> Outbox<E> {
     /// that fails gives it back with [`release`](Self::release).
     async fn reserve(&self) -> Result<()> {
         let bound = self.config.max_pending as i64;
+        let try_reserve = || {
+            self.depth
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |depth| {
+                    (depth < bound).then_some(depth + 1)
+                })
+                .is_ok()
+        };
         loop {
             if self.stopping.load(Ordering::Acquire) {
                 return Err(Error::Shutdown);
             }
+            // The common case takes no lock: room is there.
+            if try_reserve() {
+                break;
+            }
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            let reserved = self
-                .depth
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |depth| {
-                    (depth < bound).then_some(depth + 1)
-                })
-                .is_ok();
-            if reserved {
-                self.adds.fetch_add(1, Ordering::AcqRel);
-                return Ok(());
+            if try_reserve() {
+                break;
             }
             self.wake.notify_one();
             room.await;
         }
+        self.adds.fetch_add(1, Ordering::AcqRel);
+        Ok(())
     }
 
     fn release(&self) {
