@@ -63,6 +63,26 @@ struct Applied {
     statements: u64,
 }
 
+/// `row` as a dead letter, failed now with `error`.
+fn dead_letter(
+    row: &outbox_row::Model,
+    attempts: i32,
+    error: &str,
+) -> dead_letter_row::ActiveModel {
+    dead_letter_row::ActiveModel {
+        id: Set(row.id),
+        entity: Set(row.entity.clone()),
+        pk: Set(row.pk.clone()),
+        op: Set(row.op.clone()),
+        payload: Set(row.payload.clone()),
+        created_at: Set(row.created_at),
+        attempts: Set(attempts),
+        last_error: Set(Some(error.to_owned())),
+        available_at: Set(row.available_at),
+        failed_at: Set(wall_ms()),
+    }
+}
+
 fn err_db(err: &crate::error::Error) -> sea_orm::DbErr {
     match err {
         crate::error::Error::Db(db) => db.clone(),
@@ -236,20 +256,9 @@ impl<E: CacheableEntity> Outbox<E> {
                     }
                 }
                 Err(reason) => {
-                    let failed_at = wall_ms();
+                    let error = format!("payload does not decode: {reason}");
                     for row in &key.rows {
-                        dead.push(dead_letter_row::ActiveModel {
-                            id: Set(row.id),
-                            entity: Set(row.entity.clone()),
-                            pk: Set(row.pk.clone()),
-                            op: Set(row.op.clone()),
-                            payload: Set(row.payload.clone()),
-                            created_at: Set(row.created_at),
-                            attempts: Set(row.attempts),
-                            last_error: Set(Some(format!("payload does not decode: {reason}"))),
-                            available_at: Set(row.available_at),
-                            failed_at: Set(failed_at),
-                        });
+                        dead.push(dead_letter(row, row.attempts, &error));
                     }
                     applied.dead += key.rows.len();
                 }
@@ -394,20 +403,7 @@ impl<E: CacheableEntity> Outbox<E> {
         for row in rows {
             let attempts = row.attempts + 1;
             if attempts >= MAX_ATTEMPTS {
-                dead_letter_row::ActiveModel {
-                    id: Set(row.id),
-                    entity: Set(row.entity.clone()),
-                    pk: Set(row.pk.clone()),
-                    op: Set(row.op.clone()),
-                    payload: Set(row.payload.clone()),
-                    created_at: Set(row.created_at),
-                    attempts: Set(attempts),
-                    last_error: Set(Some(error.to_owned())),
-                    available_at: Set(row.available_at),
-                    failed_at: Set(now),
-                }
-                .insert(&txn)
-                .await?;
+                dead_letter(row, attempts, error).insert(&txn).await?;
                 outbox_row::Entity::delete_by_id(row.id).exec(&txn).await?;
                 dead += 1;
             } else {
