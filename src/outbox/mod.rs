@@ -329,7 +329,9 @@ impl<E: CacheableEntity> Outbox<E> {
         // After a failure, rows wait for their own backoff, not for another gather window.
         let mut retrying = false;
         loop {
-            if self.stopping.load(Ordering::Acquire) {
+            // Stopped, or the layer was dropped without `shutdown` (this task holds the last
+            // reference): what is left stays in the outbox for the next start.
+            if self.stopping.load(Ordering::Acquire) || Arc::strong_count(&self) == 1 {
                 return;
             }
             if let Err(err) = self.refresh_depth().await {
