@@ -190,6 +190,20 @@ impl TestDb {
         &self.url
     }
 
+    /// `SELECT COUNT(*)` of `table`.
+    pub async fn count(&self, table: &str) -> i64 {
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                self.db_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    }
+
     /// A second, unlogged connection to the same database.
     pub async fn connect_again(&self) -> DatabaseConnection {
         connect_logged(&self.url).await.0

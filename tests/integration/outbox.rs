@@ -47,18 +47,6 @@ fn new_profile(user_id: i64, visits: i64) -> profile::ActiveModel {
     }
 }
 
-async fn count(t: &TestDb, table: &str) -> i64 {
-    let row =
-        t.db.query_one_raw(Statement::from_string(
-            t.db_backend(),
-            format!("SELECT COUNT(*) AS n FROM {table}"),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
-}
-
 async fn table_visits(t: &TestDb, user_id: i64) -> Option<i64> {
     profile::Entity::find_by_id(user_id)
         .one(&t.db)
@@ -86,10 +74,10 @@ async fn an_acknowledged_write_is_an_outbox_row_until_flushed(t: TestDb) {
     seed_profile(&t.db, 1).await;
     let (cache, profiles) = profiles_with(&t, one_window()).await;
     profiles.update(visits(1, 5)).await.unwrap();
-    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 1);
+    assert_eq!(t.count("sea_orm_cache_outbox").await, 1);
     assert_eq!(table_visits(&t, 1).await, Some(0));
     assert_eq!(profiles.flush().await.unwrap(), 1);
-    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 0);
+    assert_eq!(t.count("sea_orm_cache_outbox").await, 0);
     assert_eq!(table_visits(&t, 1).await, Some(5));
     cache.shutdown().await.unwrap();
 }
@@ -110,7 +98,7 @@ async fn the_outbox_row_commits_or_rolls_back_with_the_caller(t: TestDb) {
     );
     txn.rollback().await.unwrap();
     assert_eq!(
-        count(&t, "sea_orm_cache_outbox").await,
+        t.count("sea_orm_cache_outbox").await,
         0,
         "rolled back with the caller"
     );
@@ -120,7 +108,7 @@ async fn the_outbox_row_commits_or_rolls_back_with_the_caller(t: TestDb) {
     let txn = cache.connection().begin().await.unwrap();
     let written = profiles.update_in(&txn, visits(1, 8)).await.unwrap();
     txn.commit().await.unwrap();
-    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 1);
+    assert_eq!(t.count("sea_orm_cache_outbox").await, 1);
     assert_eq!(profiles.peek(&1), Some(written.clone()));
     assert_eq!(
         table_visits(&t, 1).await,
@@ -159,8 +147,8 @@ async fn a_poison_payload_is_dead_lettered_and_the_rest_applied(t: TestDb) {
         "the poison row was not applied"
     );
     assert_eq!(table_visits(&t, 3).await, Some(30));
-    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 0);
-    assert_eq!(count(&t, "sea_orm_cache_dead_letter").await, 1);
+    assert_eq!(t.count("sea_orm_cache_outbox").await, 0);
+    assert_eq!(t.count("sea_orm_cache_dead_letter").await, 1);
     let error =
         t.db.query_one_raw(Statement::from_string(
             t.db_backend(),
@@ -229,8 +217,8 @@ async fn a_failing_table_write_is_retried_until_the_fault_clears(t: TestDb) {
         "applied once the fault cleared"
     );
     assert!(retried >= 1);
-    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 0);
-    assert_eq!(count(&t, "sea_orm_cache_dead_letter").await, 0);
+    assert_eq!(t.count("sea_orm_cache_outbox").await, 0);
+    assert_eq!(t.count("sea_orm_cache_dead_letter").await, 0);
     cache.shutdown().await.unwrap();
 }
 
@@ -367,7 +355,7 @@ async fn the_builder_can_create_the_outbox_tables(t: TestDb) {
         .unwrap();
     let profiles = cache.repository::<profile::Entity>();
     profiles.insert(new_profile(1, 1)).await.unwrap();
-    assert_eq!(count(&t, "sea_orm_cache_outbox").await, 1);
+    assert_eq!(t.count("sea_orm_cache_outbox").await, 1);
     cache.shutdown().await.unwrap();
     assert_eq!(table_visits(&t, 1).await, Some(1));
     let _: Arc<profile::Model> = profiles.get(1).await.unwrap().unwrap();

@@ -138,10 +138,11 @@ async fn writers_wait_at_the_pending_bound(t: TestDb) {
     let first_poll = std::future::poll_fn(|cx| Poll::Ready(blocked.as_mut().poll(cx))).await;
     assert!(first_poll.is_pending(), "the fifth write waits for room");
     assert_eq!(
-        profiles.stats().pending_writes,
+        t.count("sea_orm_cache_outbox").await,
         4,
         "pending work does not grow"
     );
+    assert!(profiles.stats().pending_writes <= 4);
 
     t.rename_table("profiles_away", "profiles").await;
     tokio::time::timeout(Duration::from_secs(30), blocked)
