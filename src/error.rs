@@ -67,6 +67,16 @@ pub enum Error {
         /// The codec's message.
         reason: String,
     },
+    /// A write-behind entity's outbox table cannot be read when the layer is built.
+    #[error(
+        "entity `{entity}` uses write-behind, but the outbox table cannot be read: {source}; add `migration::OutboxMigration` (or `sea_orm_cache::outbox::tables()`) to your migrator, or call `CacheLayerBuilder::create_outbox_tables()`"
+    )]
+    OutboxUnavailable {
+        /// Table name of the entity.
+        entity: &'static str,
+        /// The database's error.
+        source: DbErr,
+    },
     /// `shutdown` gave up before the outbox drained; the rows stay for the next start.
     #[error(
         "entity `{entity}`: {pending} write-behind rows were still failing at shutdown; they stay in the outbox and are retried on the next start"

@@ -22,11 +22,20 @@ use crate::repository::{EntityCache, Repository};
 /// [`CacheLayer::shutdown`].
 #[async_trait]
 trait Background: Send + Sync {
+    /// Checks, at build, what the background work needs (the outbox table).
+    async fn check(&self) -> Result<()>;
     async fn shutdown(&self) -> Result<()>;
 }
 
 #[async_trait]
 impl<E: CacheableEntity> Background for EntityCache<E> {
+    async fn check(&self) -> Result<()> {
+        match &self.queue {
+            Some(queue) => queue.check().await,
+            None => Ok(()),
+        }
+    }
+
     async fn shutdown(&self) -> Result<()> {
         match &self.queue {
             Some(queue) => queue.shutdown().await,
@@ -122,6 +131,7 @@ impl CacheLayerBuilder {
     ///
     /// # Errors
     /// [`Error::NotSerializable`] for a write-behind entity without an outbox codec;
+    /// [`Error::OutboxUnavailable`] if a write-behind entity's outbox table cannot be read;
     /// [`Error::Db`] if creating the outbox tables failed.
     pub async fn build(self) -> Result<CacheLayer> {
         let clock = self.clock.unwrap_or_else(Clock::system);
@@ -139,7 +149,10 @@ impl CacheLayerBuilder {
             .entities
             .into_iter()
             .map(|register| register(&self.db, &clock, &mut tables))
-            .collect::<Result<_>>()?;
+            .collect::<Result<HashMap<_, _>>>()?;
+        for registered in entities.values() {
+            registered.background.check().await?;
+        }
         Ok(CacheLayer {
             inner: Arc::new(LayerInner {
                 connection: CachedConnection::new(self.db.clone(), Arc::new(tables)),

@@ -317,6 +317,18 @@ impl<E: CacheableEntity> Outbox<E> {
         }))
     }
 
+    /// Checks that the outbox table can be read (and counts this entity's rows).
+    pub(crate) async fn check(&self) -> Result<()> {
+        match self.refresh_depth().await {
+            Ok(_) => Ok(()),
+            Err(Error::Db(source)) => Err(Error::OutboxUnavailable {
+                entity: self.entity,
+                source,
+            }),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Rows pending for this entity, as far as this instance knows.
     pub(crate) fn depth(&self) -> usize {
         self.depth.load(Ordering::Acquire).max(0) as usize

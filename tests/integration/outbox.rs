@@ -347,6 +347,14 @@ async fn the_builder_can_create_the_outbox_tables(t: TestDb) {
     t.db.execute_unprepared(&drop("sea_orm_cache_dead_letter"))
         .await
         .unwrap();
+    let without = CacheLayer::builder(t.db.clone())
+        .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
+        .build()
+        .await;
+    assert!(
+        matches!(without, Err(sea_orm_cache::Error::OutboxUnavailable { .. })),
+        "a missing outbox table is refused at build: {without:?}"
+    );
     let cache = CacheLayer::builder(t.db.clone())
         .create_outbox_tables()
         .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind).write_behind(one_window()))
