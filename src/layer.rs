@@ -13,8 +13,9 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionError, Tran
 
 use crate::clock::Clock;
 use crate::config::CacheConfig;
-use crate::connection::{CachedConnection, CachedTransaction, Tables};
+use crate::connection::{CachedConnection, CachedTransaction};
 use crate::error::{Error, Result};
+use crate::invalidation::Tables;
 use crate::key::CacheableEntity;
 use crate::repository::{EntityCache, Repository};
 

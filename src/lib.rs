@@ -98,6 +98,7 @@ mod config;
 mod connection;
 mod error;
 pub mod hooks;
+mod invalidation;
 mod key;
 mod layer;
 pub mod outbox;

@@ -119,7 +119,7 @@ impl<E: CacheableEntity> Outbox<E> {
     /// Counts this entity's outbox rows; records the oldest one's age for the stats.
     pub(super) async fn refresh_depth(&self) -> Result<(usize, Option<i64>)> {
         use std::sync::atomic::Ordering;
-        let adds_before = self.adds.load(Ordering::Acquire);
+        let commits_before = self.depth_lock().commits;
         let counted: Option<(i64, Option<i64>, Option<i64>)> = outbox_row::Entity::find()
             .select_only()
             .expr(sea_orm::sea_query::ExprTrait::count(Expr::col(
@@ -136,11 +136,13 @@ impl<E: CacheableEntity> Outbox<E> {
             .one(&self.db)
             .await?;
         let (rows, oldest, next) = counted.unwrap_or((0, None, None));
-        // Rows reserved while counting may or may not be in the count: keep them (erring
-        // high keeps the bound).
-        let reserved_meanwhile = self.adds.load(Ordering::Acquire) - adds_before;
-        self.depth
-            .store(rows + reserved_meanwhile, Ordering::Release);
+        {
+            // Commits made while counting may or may not be in the count: keep them (erring
+            // high keeps the bound).
+            let mut depth = self.depth_lock();
+            let meanwhile = (depth.commits - commits_before) as i64;
+            depth.counted = rows + meanwhile;
+        }
         self.counters
             .oldest_pending_at
             .store(oldest.unwrap_or(0), Ordering::Relaxed);
@@ -320,10 +322,7 @@ impl<E: CacheableEntity> Outbox<E> {
         );
         add(&self.counters.dead_lettered, applied.dead as u64);
         add(&self.counters.db_writes, applied.statements);
-        self.depth.fetch_sub(
-            (applied.rows + applied.dead) as i64,
-            std::sync::atomic::Ordering::AcqRel,
-        );
+        self.depth_lock().counted -= (applied.rows + applied.dead) as i64;
     }
 
     /// One batch: `(rows claimed, keys applied)`.
@@ -421,8 +420,7 @@ impl<E: CacheableEntity> Outbox<E> {
         txn.commit().await?;
         if dead > 0 {
             add(&self.counters.dead_lettered, dead);
-            self.depth
-                .fetch_sub(dead as i64, std::sync::atomic::Ordering::AcqRel);
+            self.depth_lock().counted -= dead as i64;
         }
         Ok(())
     }

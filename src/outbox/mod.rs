@@ -13,8 +13,8 @@ mod writer;
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sea_orm::sea_query::IntoValueTuple;
@@ -98,6 +98,48 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long `shutdown` keeps flushing before it gives up (the rows stay for the next start).
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The outbox's pending work, as this instance knows it. The bound on pending work is
+/// `counted + in_flight`; a count of the table replaces `counted`, keeping the commits made
+/// while it ran, and never touches `in_flight`, so it can err high but never low.
+#[derive(Debug, Default)]
+pub(crate) struct Depth {
+    /// Rows in the outbox: the last count, plus commits since, less rows applied since.
+    pub(crate) counted: i64,
+    /// Rows reserved here whose insert has not committed (or failed) yet.
+    in_flight: i64,
+    /// Commits here, ever: how a count learns which commits it may have missed.
+    pub(crate) commits: u64,
+}
+
+impl Depth {
+    fn total(&self) -> usize {
+        (self.counted + self.in_flight).max(0) as usize
+    }
+}
+
+/// A reservation made for a row in a caller's transaction: committed by the transaction's
+/// commit effect, released if the effects are dropped.
+struct Reservation<E: CacheableEntity> {
+    outbox: Arc<Outbox<E>>,
+    key: Option<String>,
+}
+
+impl<E: CacheableEntity> Reservation<E> {
+    fn commit(mut self) {
+        if let Some(key) = self.key.take() {
+            self.outbox.committed(key);
+        }
+    }
+}
+
+impl<E: CacheableEntity> Drop for Reservation<E> {
+    fn drop(&mut self) {
+        if self.key.is_some() {
+            self.outbox.release();
+        }
+    }
+}
+
 /// One entity's outbox: its writer, its flusher, and the bound on pending rows.
 pub(crate) struct Outbox<E: CacheableEntity> {
     db: DatabaseConnection,
@@ -106,11 +148,8 @@ pub(crate) struct Outbox<E: CacheableEntity> {
     config: WriteBehindConfig,
     counters: Arc<Counters>,
     writer: writer::GroupWriter,
-    /// Rows of this entity in the outbox, as this instance last counted them plus the rows it
-    /// reserved since (the bound on pending work counts against it).
-    depth: AtomicI64,
-    /// Reservations ever made here; lets a count taken meanwhile keep them.
-    adds: AtomicI64,
+    /// Pending rows, as counted, and rows reserved but not committed yet.
+    depth: Mutex<Depth>,
     /// Distinct keys written since the last flush began: `batch` of them fill a batch.
     window_keys: Mutex<HashSet<String>>,
     /// Wakes the flusher: new rows, a full batch, a committed transaction, shutdown.
@@ -150,8 +189,7 @@ impl<E: CacheableEntity> Outbox<E> {
             codec,
             config,
             counters,
-            depth: AtomicI64::new(0),
-            adds: AtomicI64::new(0),
+            depth: Mutex::new(Depth::default()),
             window_keys: Mutex::new(HashSet::new()),
             wake: Notify::new(),
             room: Notify::new(),
@@ -187,47 +225,56 @@ impl<E: CacheableEntity> Outbox<E> {
         })
     }
 
+    fn depth_lock(&self) -> MutexGuard<'_, Depth> {
+        self.depth.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Reserves room for one row below `max_pending`, waiting while there is none
-    /// (backpressure). The reservation counts in `depth` until the row is flushed; a write
-    /// that fails gives it back with [`release`](Self::release).
+    /// (backpressure). The reservation is in flight until the row commits
+    /// ([`committed`](Self::committed)) or fails ([`release`](Self::release)).
     async fn reserve(&self) -> Result<()> {
         let bound = self.config.max_pending as i64;
         let try_reserve = || {
-            self.depth
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |depth| {
-                    (depth < bound).then_some(depth + 1)
-                })
-                .is_ok()
+            let mut depth = self.depth_lock();
+            let room = depth.counted + depth.in_flight < bound;
+            if room {
+                depth.in_flight += 1;
+            }
+            room
         };
         loop {
             if self.stopping.load(Ordering::Acquire) {
                 return Err(Error::Shutdown);
             }
-            // The common case takes no lock: room is there.
             if try_reserve() {
-                break;
+                return Ok(());
             }
             let room = self.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             if try_reserve() {
-                break;
+                return Ok(());
             }
             self.wake.notify_one();
             room.await;
         }
-        self.adds.fetch_add(1, Ordering::AcqRel);
-        Ok(())
     }
 
+    /// A reserved row did not commit.
     fn release(&self) {
-        self.depth.fetch_sub(1, Ordering::AcqRel);
+        self.depth_lock().in_flight -= 1;
         self.room.notify_waiters();
     }
 
-    /// A reserved row has committed: the flusher may have a batch.
-    fn added(&self, key: String) {
-        let depth = self.depth.load(Ordering::Acquire);
+    /// A reserved row has committed: it is pending, and the flusher may have a batch.
+    fn committed(&self, key: String) {
+        let depth = {
+            let mut depth = self.depth_lock();
+            depth.in_flight -= 1;
+            depth.counted += 1;
+            depth.commits += 1;
+            depth.total()
+        };
         let keys = {
             let mut keys = self
                 .window_keys
@@ -236,7 +283,7 @@ impl<E: CacheableEntity> Outbox<E> {
             keys.insert(key);
             keys.len()
         };
-        if keys == 1 || self.window_full(keys, depth.max(0) as usize) {
+        if keys == 1 || self.window_full(keys, depth) {
             self.wake.notify_one();
         }
     }
@@ -263,7 +310,7 @@ impl<E: CacheableEntity> Outbox<E> {
             self.release();
             return Err(err.into());
         }
-        self.added(key_text);
+        self.committed(key_text);
         Ok(())
     }
 
@@ -278,16 +325,19 @@ impl<E: CacheableEntity> Outbox<E> {
         let row = self.row(key, write)?;
         let key_text = key_text(key.clone().into_value_tuple());
         self.reserve().await?;
-        // A rolled back transaction keeps its reservation until the next count corrects it.
+        // Released if the transaction's effects are dropped (rollback) instead of run.
+        let reservation = Reservation {
+            outbox: self.clone(),
+            key: Some(key_text),
+        };
         if let Err(err) = outbox_row::Entity::insert(row)
             .exec_without_returning(txn.raw())
             .await
         {
-            self.release();
+            drop(reservation);
             return Err(err.into());
         }
-        let outbox = self.clone();
-        txn.defer(Box::new(move || outbox.added(key_text)));
+        txn.defer(Box::new(move || reservation.commit()));
         Ok(())
     }
 
@@ -329,9 +379,9 @@ impl<E: CacheableEntity> Outbox<E> {
         }
     }
 
-    /// Rows pending for this entity, as far as this instance knows.
+    /// Rows pending for this entity, as far as this instance knows, reservations included.
     pub(crate) fn depth(&self) -> usize {
-        self.depth.load(Ordering::Acquire).max(0) as usize
+        self.depth_lock().total()
     }
 
     /// The flusher: resumes what the table holds, then sleeps until there is work (or polls

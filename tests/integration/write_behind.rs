@@ -142,7 +142,6 @@ async fn writers_wait_at_the_pending_bound(t: TestDb) {
         4,
         "pending work does not grow"
     );
-    assert!(profiles.stats().pending_writes <= 4);
 
     t.rename_table("profiles_away", "profiles").await;
     tokio::time::timeout(Duration::from_secs(30), blocked)
