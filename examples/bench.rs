@@ -34,7 +34,7 @@ const MEMORY_ITERS: u32 = 5_000_000;
 /// Iterations per round for the measurements that reach the database.
 const DB_ITERS: u32 = 2_000;
 /// Alternating rounds of raw and cached-connection writes, and writes per round.
-const WRITE_ROUNDS: usize = 15;
+const WRITE_ROUNDS: usize = 41;
 const WRITE_ITERS: u32 = 200;
 /// Alternating rounds of `find_by_id` and read-through misses.
 const DB_ROUNDS: u64 = 20;
