@@ -202,11 +202,8 @@ impl<E: CacheableEntity> Outbox<E> {
         Ok(outbox)
     }
 
-    fn row(
-        &self,
-        key: &KeyOf<E>,
-        write: &PendingWrite<E::Model>,
-    ) -> Result<outbox_row::ActiveModel> {
+    /// The write's outbox row; `pk` is the key's [`key_text`].
+    fn row(&self, pk: &str, write: &PendingWrite<E::Model>) -> Result<outbox_row::ActiveModel> {
         let payload = (self.codec.encode)(write.model()).map_err(|reason| Error::Encode {
             entity: self.entity,
             reason,
@@ -214,7 +211,7 @@ impl<E: CacheableEntity> Outbox<E> {
         let now = wall_ms();
         Ok(outbox_row::ActiveModel {
             entity: Set(self.entity.to_owned()),
-            pk: Set(key_text(key.clone().into_value_tuple())),
+            pk: Set(pk.to_owned()),
             op: Set(write.op().to_owned()),
             payload: Set(payload),
             created_at: Set(now),
@@ -303,8 +300,8 @@ impl<E: CacheableEntity> Outbox<E> {
     /// Commits the write's outbox row (with whatever other writers are committing); returning
     /// `Ok` acknowledges the write.
     pub(crate) async fn push(&self, key: &KeyOf<E>, write: &PendingWrite<E::Model>) -> Result<()> {
-        let row = self.row(key, write)?;
         let key_text = key_text(key.clone().into_value_tuple());
+        let row = self.row(&key_text, write)?;
         self.reserve().await?;
         if let Err(err) = self.writer.write(row).await {
             self.release();
@@ -322,8 +319,8 @@ impl<E: CacheableEntity> Outbox<E> {
         key: &KeyOf<E>,
         write: &PendingWrite<E::Model>,
     ) -> Result<()> {
-        let row = self.row(key, write)?;
         let key_text = key_text(key.clone().into_value_tuple());
+        let row = self.row(&key_text, write)?;
         self.reserve().await?;
         // Released if the transaction's effects are dropped (rollback) instead of run.
         let reservation = Reservation {
