@@ -302,7 +302,7 @@ fn print_write_row(backend: &str, raw: f64, cached: f64) {
 /// Concurrent writers in the throughput rows.
 const WRITERS: i64 = 64;
 /// Writes per writer in the throughput rows.
-const WRITES_EACH: i64 = 50;
+const WRITES_EACH: i64 = 200;
 /// Hot-key coalescing: this many updates over [`HOT_KEYS`] keys.
 const HOT_UPDATES: i64 = 10_000;
 const HOT_KEYS: i64 = 100;

@@ -56,12 +56,19 @@ impl<M> Clone for Entry<M> {
 #[derive(Clone, Debug)]
 pub(crate) struct Evictions(Arc<Counters>);
 
+/// Per-call state of [`Evictions`]: set when the call replaces a resident entry, whose old
+/// value quick_cache hands to `on_evict` too (it is not an eviction).
+#[derive(Debug, Default)]
+pub(crate) struct Replacing(bool);
+
 impl<K, M> Lifecycle<K, Entry<M>> for Evictions {
-    type RequestState = ();
+    type RequestState = Replacing;
 
     #[inline]
-    fn on_evict(&self, _state: &mut (), _key: K, _val: Entry<M>) {
-        bump(&self.0.evicted);
+    fn on_evict(&self, state: &mut Replacing, _key: K, _val: Entry<M>) {
+        if !std::mem::take(&mut state.0) {
+            bump(&self.0.evicted);
+        }
     }
 }
 
@@ -366,10 +373,12 @@ where
             generation: self.generation.load(Ordering::Acquire),
             transient: false,
         };
+        let mut replacing = Replacing(false);
         if self.cache.peek(&key).is_some() {
             bump(&self.counters.replaced);
+            replacing.0 = true;
         }
-        self.cache.insert(key, entry);
+        self.cache.insert_with_lifecycle(key, entry, &mut replacing);
     }
 
     /// Sets a key to a value a transaction wrote, once it committed. `ticket` was taken before
@@ -420,5 +429,29 @@ where
     /// Entries held now.
     pub(crate) fn len(&self) -> usize {
         self.cache.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacing_an_entry_is_not_an_eviction() {
+        let counters = Arc::new(Counters::default());
+        let store: Store<i64, i64> = Store::new(
+            &CacheConfig::default().capacity(2),
+            Clock::manual(),
+            counters.clone(),
+        );
+        for round in 0..10 {
+            store.set(1, Arc::new(round));
+        }
+        assert_eq!(counters.replaced.load(Ordering::Relaxed), 9);
+        assert_eq!(counters.evicted.load(Ordering::Relaxed), 0);
+        for key in 2..20 {
+            store.set(key, Arc::new(key));
+        }
+        assert!(counters.evicted.load(Ordering::Relaxed) > 0);
     }
 }

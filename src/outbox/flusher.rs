@@ -43,7 +43,10 @@ const MAX_PARAMS: usize = 30_000;
 pub(crate) struct FlushReport {
     /// Keys applied (table rows written or deleted).
     pub(crate) applied: usize,
-    /// Rows remain that are backing off after failures.
+    /// Rows this entity still has in the outbox: written meanwhile, held by another
+    /// instance, or backing off after failures.
+    pub(crate) left: usize,
+    /// Every row left is backing off after failures (none can be applied now).
     pub(crate) waiting_for_retry: bool,
     /// When the first of them may be retried.
     pub(crate) retry_in: Duration,
@@ -158,17 +161,22 @@ impl<E: CacheableEntity> Outbox<E> {
             .clear();
         let mut report = FlushReport::default();
         loop {
-            let (claimed, applied) = self.round().await?;
+            let (more, applied) = self.round().await?;
             report.applied += applied;
-            if claimed == 0 {
+            // Rows written while this flush runs wait for the next gather window, so a
+            // steady stream of writes is flushed in batches, not one round after another.
+            if !more {
                 break;
             }
         }
         let (left, next_available) = self.refresh_depth().await?;
         self.room.notify_waiters();
-        if left > 0 {
+        report.left = left;
+        // Rows written while this flush ran are available at once; they wait for the next
+        // gather window. Only rows that are all backing off make the flusher wait for them.
+        let wait = next_available.map_or(0, |at| (at - wall_ms()).max(0));
+        if left > 0 && wait > 0 {
             report.waiting_for_retry = true;
-            let wait = next_available.map_or(0, |at| (at - wall_ms()).max(0));
             report.retry_in = Duration::from_millis(wait as u64);
         }
         Ok(report)
@@ -195,12 +203,13 @@ impl<E: CacheableEntity> Outbox<E> {
     }
 
     /// Groups claimed rows by key, keeping only keys whose oldest pending row is claimed, at
-    /// most `batch` keys (the rest stay for the next round).
+    /// most `batch` keys (the rest stay for the next round). Also returns whether keys were
+    /// left out for want of room in the batch.
     async fn group(
         &self,
         txn: &DatabaseTransaction,
         rows: Vec<outbox_row::Model>,
-    ) -> Result<Vec<KeyRows>> {
+    ) -> Result<(Vec<KeyRows>, bool)> {
         let mut order: Vec<String> = Vec::new();
         let mut by_key: HashMap<String, Vec<outbox_row::Model>> = HashMap::new();
         for row in rows {
@@ -223,7 +232,8 @@ impl<E: CacheableEntity> Outbox<E> {
             .await?
             .into_iter()
             .collect();
-        Ok(order
+        let truncated = order.len() > self.config.batch;
+        let keys = order
             .into_iter()
             .filter_map(|pk| {
                 let rows = by_key.remove(&pk)?;
@@ -232,7 +242,8 @@ impl<E: CacheableEntity> Outbox<E> {
                 (oldest.get(&pk).is_none_or(|&min| min >= first)).then_some(KeyRows { rows })
             })
             .take(self.config.batch)
-            .collect())
+            .collect();
+        Ok((keys, truncated))
     }
 
     /// Applies each key's newest row, dead-letters keys whose newest row does not decode,
@@ -325,26 +336,28 @@ impl<E: CacheableEntity> Outbox<E> {
         self.depth_lock().counted -= (applied.rows + applied.dead) as i64;
     }
 
-    /// One batch: `(rows claimed, keys applied)`.
-    async fn round(&self) -> Result<(usize, usize)> {
+    /// One batch: `(more, keys applied)`, where `more` says the batch was full, so rows
+    /// that were waiting when it began may be left.
+    async fn round(&self) -> Result<(bool, usize)> {
         let txn = self.begin().await?;
         let rows = self.claim(&txn, None).await?;
         let claimed = rows.len();
         if claimed == 0 {
             txn.commit().await?;
-            return Ok((0, 0));
+            return Ok((false, 0));
         }
-        let keys = self.group(&txn, rows).await?;
+        let (keys, truncated) = self.group(&txn, rows).await?;
         if keys.is_empty() {
             // Everything claimed waits behind older rows held elsewhere.
             txn.commit().await?;
-            return Ok((0, 0));
+            return Ok((false, 0));
         }
+        let more = truncated || claimed as u64 == MAX_CLAIM_ROWS;
         match self.apply(&txn, &keys).await {
             Ok(applied) => {
                 txn.commit().await?;
                 self.record(&applied);
-                Ok((claimed, applied.keys))
+                Ok((more, applied.keys))
             }
             Err(err) if super::is_transient(&err_db(&err)) => {
                 // A deadlock is nobody's fault: the whole round is retried later.
@@ -358,7 +371,7 @@ impl<E: CacheableEntity> Outbox<E> {
                 for key in keys {
                     applied_keys += self.apply_one(key).await?;
                 }
-                Ok((claimed, applied_keys))
+                Ok((more, applied_keys))
             }
         }
     }

@@ -95,6 +95,9 @@ pub(crate) fn wall_ms() -> i64 {
 
 /// How often an idle flusher looks for rows other instances wrote.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long `shutdown` waits before trying again when rows it could not apply (held by
+/// another instance's flush) are left.
+const BLOCKED_PAUSE: Duration = Duration::from_millis(10);
 /// How long `shutdown` keeps flushing before it gives up (the rows stay for the next start).
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -416,9 +419,12 @@ impl<E: CacheableEntity> Outbox<E> {
             }
             match self.flush_all().await {
                 Ok(report) if report.waiting_for_retry => {
-                    retrying = true;
+                    // Woken by a new write: gather a window for it (the backed-off rows go
+                    // with it if their time has come); else retry as soon as they are due.
                     let wait = report.retry_in.min(IDLE_POLL);
-                    let _ = tokio::time::timeout(wait, self.wake.notified()).await;
+                    retrying = tokio::time::timeout(wait, self.wake.notified())
+                        .await
+                        .is_err();
                 }
                 Ok(_) => retrying = false,
                 Err(err) => {
@@ -452,16 +458,25 @@ impl<E: CacheableEntity> Outbox<E> {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
         loop {
             let report = self.flush_all().await?;
-            if !report.waiting_for_retry {
+            if report.left == 0 {
                 return Ok(());
             }
-            if tokio::time::Instant::now() + report.retry_in > deadline {
+            // Rows left that can be applied now were written or held elsewhere meanwhile:
+            // go again, pausing briefly if this round could apply nothing.
+            let pause = if report.waiting_for_retry {
+                report.retry_in
+            } else if report.applied == 0 {
+                BLOCKED_PAUSE
+            } else {
+                Duration::ZERO
+            };
+            if tokio::time::Instant::now() + pause > deadline {
                 return Err(Error::ShutdownIncomplete {
                     entity: self.entity,
                     pending: self.depth(),
                 });
             }
-            tokio::time::sleep(report.retry_in).await;
+            tokio::time::sleep(pause).await;
         }
     }
 }

@@ -17,6 +17,33 @@ const RETRIES: u32 = 5;
 
 type Request = (outbox_row::ActiveModel, oneshot::Sender<Result<(), DbErr>>);
 
+/// Scheduler turns the insert task gives writers to join a group before it inserts.
+const GATHER_TURNS: usize = 16;
+
+/// The bounded wait of group commit, without a timer: writers acknowledged by the last
+/// insert are usually about to send their next row, so the task yields a few scheduler turns
+/// and takes what arrived, until a turn brings nothing (or [`GATHER_TURNS`] have passed).
+/// One turn costs a lone writer about a microsecond; under load the groups grow, and fewer,
+/// larger inserts commit more rows per second.
+async fn gather(incoming: &mut mpsc::UnboundedReceiver<Request>, group: &mut Vec<Request>) {
+    for _ in 0..GATHER_TURNS {
+        if group.len() >= MAX_GROUP {
+            return;
+        }
+        tokio::task::yield_now().await;
+        let before = group.len();
+        while group.len() < MAX_GROUP {
+            match incoming.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        if group.len() == before {
+            return;
+        }
+    }
+}
+
 /// The sending side; the insert task ends when it is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupWriter {
@@ -30,6 +57,7 @@ impl GroupWriter {
         tokio::spawn(async move {
             let mut group = Vec::new();
             while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
+                gather(&mut incoming, &mut group).await;
                 let (rows, acks): (Vec<_>, Vec<_>) = group.drain(..).unzip();
                 let mut attempt = 0;
                 let result = loop {

@@ -16,7 +16,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::stats::{Counters, bump};
 
 /// Number of per-key write lock stripes.
-const STRIPES: usize = 256;
+const STRIPES: usize = 1024;
 
 /// Serialises writes to one key (write-through, write-behind) so that the cache ends with the
 /// value of the last write the database applied. Striped: keys that share a stripe also share

@@ -369,6 +369,48 @@ async fn the_builder_can_create_the_outbox_tables(t: TestDb) {
     let _: Arc<profile::Model> = profiles.get(1).await.unwrap().unwrap();
 }
 
+/// A steady stream of writes is flushed a window at a time: rows written while a flush runs
+/// wait for the next window instead of starting another flush at once. With `max_delay` out
+/// of reach, a window closes only when `batch` distinct keys were written since the last
+/// flush began: 20 keys close one; 200 writes to one key after it close none, so they stay
+/// pending (a flusher that went again whenever rows were left would flush them by the dozen).
+async fn a_steady_stream_is_flushed_a_window_at_a_time(t: TestDb) {
+    const KEYS: i64 = 20;
+    const HOT_WRITES: i64 = 200;
+    for id in 1..=KEYS {
+        seed_profile(&t.db, id).await;
+    }
+    let (cache, profiles) = profiles_with(&t, one_window().batch(KEYS as usize)).await;
+    let writers: Vec<_> = (1..=KEYS)
+        .map(|id| {
+            let profiles = profiles.clone();
+            tokio::spawn(async move { profiles.update(visits(id, 1)).await.unwrap() })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    for n in 2..=HOT_WRITES {
+        profiles.update(visits(1, n)).await.unwrap();
+    }
+    let stats = profiles.stats();
+    assert!(
+        stats.flushes <= 1,
+        "{} flushes for one closed window",
+        stats.flushes
+    );
+    cache.shutdown().await.unwrap();
+    assert_eq!(table_visits(&t, 1).await, Some(HOT_WRITES));
+    for id in 2..=KEYS {
+        assert_eq!(table_visits(&t, id).await, Some(1));
+    }
+    let stats = profiles.stats();
+    assert_eq!(
+        stats.flushed_rows + stats.coalesced_writes,
+        (KEYS + HOT_WRITES - 1) as u64
+    );
+}
+
 crate::backend_tests!(
     an_acknowledged_write_is_an_outbox_row_until_flushed,
     the_outbox_row_commits_or_rolls_back_with_the_caller,
@@ -378,4 +420,5 @@ crate::backend_tests!(
     a_second_layer_reads_the_newest_acknowledged_value,
     interleaved_updates_end_with_each_row_at_its_last_acknowledged_value,
     the_builder_can_create_the_outbox_tables,
+    a_steady_stream_is_flushed_a_window_at_a_time,
 );
