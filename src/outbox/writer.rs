@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::{
+    ActiveValue, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Statement,
+    Value,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::table::outbox_row;
@@ -16,6 +19,67 @@ const MAX_GROUP: usize = 1_000;
 const RETRIES: u32 = 5;
 
 type Request = (outbox_row::ActiveModel, oneshot::Sender<Result<(), DbErr>>);
+
+/// Inserts `rows` in one statement (one implicit transaction).
+///
+/// On Postgres the rows travel as one JSON parameter of a statement whose text never
+/// changes, so it is prepared once per connection and planned generically; a multi-row
+/// `VALUES` would be a new statement for every group size, each prepared anew on every
+/// pooled connection with hundreds of parameters to bind.
+async fn insert(db: &DatabaseConnection, rows: &[outbox_row::ActiveModel]) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            POSTGRES_INSERT,
+            [Value::from(rows_json(rows)?)],
+        );
+        return db.execute_raw(statement).await.map(|_| ());
+    }
+    outbox_row::Entity::insert_many(rows.iter().cloned())
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
+}
+
+/// The Postgres group insert: one row per element of the JSON array `$1`.
+const POSTGRES_INSERT: &str = "INSERT INTO sea_orm_cache_outbox \
+     (entity, pk, op, payload, created_at, attempts, last_error, available_at) \
+     SELECT entity, pk, op, payload, created_at, 0, NULL, created_at \
+     FROM json_to_recordset($1::json) \
+     AS r(entity text, pk text, op text, payload text, created_at bigint)";
+
+/// `rows` as the JSON array [`POSTGRES_INSERT`] reads.
+fn rows_json(rows: &[outbox_row::ActiveModel]) -> Result<String, DbErr> {
+    fn set<V: Into<Value>>(value: &ActiveValue<V>) -> Result<&V, DbErr> {
+        value
+            .try_as_ref()
+            .ok_or_else(|| DbErr::Custom("an outbox row is missing a column".into()))
+    }
+    fn encode(err: serde_json::Error) -> DbErr {
+        DbErr::Custom(format!("encoding outbox rows: {err}"))
+    }
+    let mut json = Vec::with_capacity(rows.len() * 160);
+    json.push(b'[');
+    for (n, row) in rows.iter().enumerate() {
+        if n > 0 {
+            json.push(b',');
+        }
+        for (name, text) in [
+            ("{\"entity\":", set(&row.entity)?),
+            (",\"pk\":", set(&row.pk)?),
+            (",\"op\":", set(&row.op)?),
+            (",\"payload\":", set(&row.payload)?),
+        ] {
+            json.extend_from_slice(name.as_bytes());
+            serde_json::to_writer(&mut json, text).map_err(encode)?;
+        }
+        json.extend_from_slice(b",\"created_at\":");
+        serde_json::to_writer(&mut json, set(&row.created_at)?).map_err(encode)?;
+        json.push(b'}');
+    }
+    json.push(b']');
+    String::from_utf8(json).map_err(|err| DbErr::Custom(format!("encoding outbox rows: {err}")))
+}
 
 /// Scheduler turns the insert task gives writers to join a group before it inserts.
 const GATHER_TURNS: usize = 16;
@@ -61,10 +125,7 @@ impl GroupWriter {
                 let (rows, acks): (Vec<_>, Vec<_>) = group.drain(..).unzip();
                 let mut attempt = 0;
                 let result = loop {
-                    let result = outbox_row::Entity::insert_many(rows.iter().cloned())
-                        .exec_without_returning(&db)
-                        .await
-                        .map(|_| ());
+                    let result = insert(&db, &rows).await;
                     match result {
                         Err(err) if attempt < RETRIES && super::is_transient(&err) => {
                             attempt += 1;

@@ -411,6 +411,48 @@ async fn a_steady_stream_is_flushed_a_window_at_a_time(t: TestDb) {
     );
 }
 
+/// Text that needs escaping on its way into the outbox (quotes, backslashes, control and
+/// non-ASCII characters) reaches the table unchanged, and reads back unchanged from the
+/// outbox before the flush (on Postgres group inserts travel as one JSON parameter).
+async fn escaped_text_survives_the_outbox(t: TestDb) {
+    const NAME: &str = "quote \" backslash \\ tab \t newline \n é 日本 🦀 {\"json\": [1]}";
+    let (cache, profiles) = profiles_with(&t, one_window()).await;
+    let writers: Vec<_> = (1..=8)
+        .map(|id| {
+            let profiles = profiles.clone();
+            tokio::spawn(async move {
+                profiles
+                    .insert(profile::ActiveModel {
+                        user_id: Set(id),
+                        display_name: Set(format!("{NAME} {id}")),
+                        visits: Set(id),
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let (second, second_profiles) = profiles_with(&t, one_window()).await;
+    for id in 1..=8 {
+        let pending = second_profiles.get(id).await.unwrap().unwrap();
+        assert_eq!(pending.display_name, format!("{NAME} {id}"));
+    }
+    second.shutdown().await.unwrap();
+    cache.shutdown().await.unwrap();
+    for id in 1..=8 {
+        let row = profile::Entity::find_by_id(id)
+            .one(&t.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.display_name, format!("{NAME} {id}"));
+        assert_eq!(row.visits, id);
+    }
+}
+
 crate::backend_tests!(
     an_acknowledged_write_is_an_outbox_row_until_flushed,
     the_outbox_row_commits_or_rolls_back_with_the_caller,
@@ -421,4 +463,5 @@ crate::backend_tests!(
     interleaved_updates_end_with_each_row_at_its_last_acknowledged_value,
     the_builder_can_create_the_outbox_tables,
     a_steady_stream_is_flushed_a_window_at_a_time,
+    escaped_text_survives_the_outbox,
 );
