@@ -86,6 +86,41 @@ fn dead_letter(
     }
 }
 
+/// `id IN (ids)`. On Postgres the list is one JSON parameter of a statement whose text does
+/// not change with its length, so it is prepared once per connection (an `IN` list of
+/// thousands of parameters would be prepared anew for every length).
+fn ids_in(backend: DbBackend, ids: &[i64]) -> Expr {
+    if backend != DbBackend::Postgres {
+        return outbox_row::Column::Id.is_in(ids.iter().copied());
+    }
+    let mut json = String::with_capacity(ids.len() * 12 + 2);
+    json.push('[');
+    for (n, id) in ids.iter().enumerate() {
+        if n > 0 {
+            json.push(',');
+        }
+        json.push_str(&id.to_string());
+    }
+    json.push(']');
+    Expr::cust_with_values(
+        r#""id" IN (SELECT value::bigint FROM json_array_elements_text($1::json))"#,
+        [json],
+    )
+}
+
+/// `pk IN (pks)`, on Postgres as one JSON parameter (see [`ids_in`]).
+fn pks_in(backend: DbBackend, pks: &[String]) -> Result<Expr> {
+    if backend != DbBackend::Postgres {
+        return Ok(outbox_row::Column::Pk.is_in(pks.iter().cloned()));
+    }
+    let json = serde_json::to_string(pks)
+        .map_err(|err| sea_orm::DbErr::Custom(format!("encoding outbox keys: {err}")))?;
+    Ok(Expr::cust_with_values(
+        r#""pk" IN (SELECT value FROM json_array_elements_text($1::json))"#,
+        [json],
+    ))
+}
+
 fn err_db(err: &crate::error::Error) -> sea_orm::DbErr {
     match err {
         crate::error::Error::Db(db) => db.clone(),
@@ -194,7 +229,7 @@ impl<E: CacheableEntity> Outbox<E> {
             .order_by_asc(outbox_row::Column::Id)
             .limit(MAX_CLAIM_ROWS);
         if let Some(ids) = only {
-            select = select.filter(outbox_row::Column::Id.is_in(ids.iter().copied()));
+            select = select.filter(ids_in(txn.get_database_backend(), ids));
         }
         if txn.get_database_backend() != DbBackend::Sqlite {
             select = select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
@@ -225,7 +260,7 @@ impl<E: CacheableEntity> Outbox<E> {
                 outbox_row::Column::Id,
             )))
             .filter(outbox_row::Column::Entity.eq(self.entity))
-            .filter(outbox_row::Column::Pk.is_in(order.iter().cloned()))
+            .filter(pks_in(txn.get_database_backend(), &order)?)
             .group_by(outbox_row::Column::Pk)
             .into_tuple::<(String, i64)>()
             .all(txn)
@@ -315,7 +350,7 @@ impl<E: CacheableEntity> Outbox<E> {
         }
         for chunk in done_ids.chunks(MAX_PARAMS) {
             outbox_row::Entity::delete_many()
-                .filter(outbox_row::Column::Id.is_in(chunk.iter().copied()))
+                .filter(ids_in(txn.get_database_backend(), chunk))
                 .exec(txn)
                 .await?;
         }
