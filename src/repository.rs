@@ -24,7 +24,7 @@ pub(crate) struct EntityCache<E: CacheableEntity> {
     pub(crate) name: &'static str,
     pub(crate) db: DatabaseConnection,
     pub(crate) config: CacheConfig,
-    pub(crate) store: Store<KeyOf<E>, E::Model>,
+    pub(crate) store: Arc<Store<KeyOf<E>, E::Model>>,
     pub(crate) locks: KeyLocks,
     pub(crate) queue: Option<Arc<Outbox<E>>>,
     pub(crate) counters: Arc<Counters>,
@@ -46,18 +46,20 @@ impl<E: CacheableEntity> EntityCache<E> {
     pub(crate) fn new(db: DatabaseConnection, config: CacheConfig, clock: Clock) -> Result<Self> {
         let name = E::default().table_name();
         let counters = Arc::new(Counters::default());
+        let store = Arc::new(Store::new(&config, clock, counters.clone()));
         let queue = match config.policy {
             Policy::WriteBehind => Some(Outbox::<E>::start(
                 db.clone(),
                 name,
                 config.write_behind.clone(),
                 counters.clone(),
+                store.clone(),
             )?),
             _ => None,
         };
         Ok(Self {
             name,
-            store: Store::new(&config, clock, counters.clone()),
+            store,
             locks: KeyLocks::new(counters.clone()),
             db,
             config,

@@ -38,6 +38,9 @@ pub(crate) struct Entry<M> {
     generation: u64,
     /// Handed to waiters of one load, then removed at once (negative caching is off).
     transient: bool,
+    /// A write-behind value not yet applied to the table: the write's sequence number (see
+    /// [`Store::set_dirty`]), or 0. Dirty entries are not evicted for capacity while fresh.
+    dirty: u64,
 }
 
 impl<M> Clone for Entry<M> {
@@ -48,13 +51,18 @@ impl<M> Clone for Entry<M> {
             expires_at: self.expires_at,
             generation: self.generation,
             transient: self.transient,
+            dirty: self.dirty,
         }
     }
 }
 
-/// Counts evictions (capacity pressure) into the entity's counters.
+/// Counts evictions (capacity pressure) into the entity's counters, and keeps fresh dirty
+/// entries from being evicted.
 #[derive(Clone, Debug)]
-pub(crate) struct Evictions(Arc<Counters>);
+pub(crate) struct Evictions {
+    counters: Arc<Counters>,
+    clock: Clock,
+}
 
 /// Per-call state of [`Evictions`]: set when the call replaces a resident entry, whose old
 /// value quick_cache hands to `on_evict` too (it is not an eviction).
@@ -64,10 +72,19 @@ pub(crate) struct Replacing(bool);
 impl<K, M> Lifecycle<K, Entry<M>> for Evictions {
     type RequestState = Replacing;
 
+    /// A write-behind value the flusher has not applied yet stays until it is applied (or
+    /// expires: a pin that missed its flush, see [`Store::mark_flushed`], lasts one TTL at
+    /// most). The store may hold more entries than its capacity meanwhile; how many is
+    /// bounded by `max_pending`.
+    #[inline]
+    fn is_pinned(&self, _key: &K, val: &Entry<M>) -> bool {
+        val.dirty != 0 && self.clock.now_ms() < val.expires_at
+    }
+
     #[inline]
     fn on_evict(&self, state: &mut Replacing, _key: K, _val: Entry<M>) {
         if !std::mem::take(&mut state.0) {
-            bump(&self.0.evicted);
+            bump(&self.counters.evicted);
         }
     }
 }
@@ -105,6 +122,8 @@ pub(crate) struct Store<K, M> {
     stripes: Box<[Mutex<Stripe>]>,
     epoch: AtomicU64,
     generation: AtomicU64,
+    /// Sequence numbers of dirty entries, drawn in write order.
+    dirty_seq: AtomicU64,
     rng: AtomicU64,
     clock: Clock,
     ttl_ms: u64,
@@ -157,7 +176,10 @@ where
             config.capacity as u64,
             UnitWeighter,
             DefaultHashBuilder::default(),
-            Evictions(counters.clone()),
+            Evictions {
+                counters: counters.clone(),
+                clock: clock.clone(),
+            },
         );
         Self {
             cache,
@@ -165,6 +187,7 @@ where
             stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
             epoch: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            dirty_seq: AtomicU64::new(1),
             rng: AtomicU64::new(0x853c_49e6_748f_ea9b),
             clock,
             ttl_ms,
@@ -309,6 +332,7 @@ where
             expires_at,
             generation,
             transient,
+            dirty: 0,
         })
     }
 
@@ -338,6 +362,7 @@ where
                     expires_at: u64::MAX,
                     generation: ticket.generation,
                     transient: true,
+                    dirty: 0,
                 };
                 let _ = guard.insert(entry);
                 self.cache.remove_if(key, |e| e.transient);
@@ -363,15 +388,49 @@ where
     pub(crate) fn set(&self, key: K, value: Arc<M>) {
         let mut stripe = lock(self.stripe(&key));
         stripe.epoch = self.next_epoch();
-        self.insert_current(key, value);
+        self.insert_current(key, value, 0);
     }
 
-    fn insert_current(&self, key: K, value: Arc<M>) {
+    /// [`set`](Self::set) for a write-behind write whose outbox row has committed: the entry
+    /// is dirty (pinned against eviction) until [`mark_flushed`](Self::mark_flushed).
+    pub(crate) fn set_dirty(&self, key: K, value: Arc<M>) {
+        let mut stripe = lock(self.stripe(&key));
+        stripe.epoch = self.next_epoch();
+        let seq = self.dirty_seq.fetch_add(1, Ordering::AcqRel);
+        self.insert_current(key, value, seq);
+    }
+
+    /// Taken by the flusher before it claims outbox rows: every dirty entry set before has a
+    /// smaller sequence number, and its row committed before, so the claim sees it.
+    pub(crate) fn flush_mark(&self) -> u64 {
+        self.dirty_seq.load(Ordering::Acquire)
+    }
+
+    /// The flusher applied the key's pending rows, claimed after `mark` was taken: its entry
+    /// is clean again if it was set before `mark` (a later write keeps it dirty). An entry set
+    /// after the mark whose row the claim still saw stays pinned until its TTL runs out.
+    pub(crate) fn mark_flushed(&self, key: &K, mark: u64) {
+        let _stripe = lock(self.stripe(key));
+        let Some(entry) = self.cache.peek(key) else {
+            return;
+        };
+        if entry.dirty == 0 || entry.dirty >= mark {
+            return;
+        }
+        let clean = Entry { dirty: 0, ..entry };
+        let mut replacing = Replacing(true);
+        let _ = self
+            .cache
+            .replace_with_lifecycle(key.clone(), clean, true, &mut replacing);
+    }
+
+    fn insert_current(&self, key: K, value: Arc<M>, dirty: u64) {
         let entry = Entry {
             value: Some(value),
             expires_at: self.expiry(self.ttl_ms, self.jitter_ms),
             generation: self.generation.load(Ordering::Acquire),
             transient: false,
+            dirty,
         };
         let mut replacing = Replacing(false);
         if self.cache.peek(&key).is_some() {
@@ -385,13 +444,19 @@ where
     /// the write: if the key was written or invalidated since (another transaction's commit
     /// got there first, in either order), the key is invalidated instead, so two transactions
     /// racing to apply their rows can never leave the older one cached.
-    pub(crate) fn set_committed(&self, key: K, ticket: Ticket, value: Arc<M>) {
+    /// `dirty`: the value is a write-behind write (see [`set_dirty`](Self::set_dirty)).
+    pub(crate) fn set_committed(&self, key: K, ticket: Ticket, value: Arc<M>, dirty: bool) {
         let mut stripe = lock(self.stripe(&key));
         let unchanged = stripe.epoch <= ticket.epoch
             && ticket.generation == self.generation.load(Ordering::Acquire);
         stripe.epoch = self.next_epoch();
         if unchanged {
-            self.insert_current(key, value);
+            let seq = if dirty {
+                self.dirty_seq.fetch_add(1, Ordering::AcqRel)
+            } else {
+                0
+            };
+            self.insert_current(key, value, seq);
         } else if self.cache.remove(&key).is_some() {
             bump(&self.counters.invalidated);
         }

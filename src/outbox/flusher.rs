@@ -282,8 +282,13 @@ impl<E: CacheableEntity> Outbox<E> {
     }
 
     /// Applies each key's newest row, dead-letters keys whose newest row does not decode,
-    /// and deletes every claimed row, all on `txn`.
-    async fn apply(&self, txn: &DatabaseTransaction, keys: &[KeyRows]) -> Result<Applied> {
+    /// and deletes every claimed row, all on `txn`. The applied keys are added to `written`.
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        keys: &[KeyRows],
+        written: &mut Vec<KeyOf<E>>,
+    ) -> Result<Applied> {
         let mut applied = Applied::default();
         let mut upserts = Vec::new();
         let mut deletes: Vec<KeyOf<E>> = Vec::new();
@@ -300,6 +305,7 @@ impl<E: CacheableEntity> Outbox<E> {
                     if newest.op == DELETE {
                         deletes.push(key_of_model::<E>(&model));
                     } else {
+                        written.push(key_of_model::<E>(&model));
                         upserts.push(model.into_active_model().reset_all());
                     }
                 }
@@ -357,7 +363,14 @@ impl<E: CacheableEntity> Outbox<E> {
         Ok(applied)
     }
 
-    fn record(&self, applied: &Applied) {
+    /// The applied batch has committed: its keys' entries are clean (evictable) again, if
+    /// the claim held every row committed before `mark` (see `round`).
+    fn record(&self, applied: &Applied, written: &[KeyOf<E>], mark: Option<u64>) {
+        if let Some(mark) = mark {
+            for key in written {
+                self.store.mark_flushed(key, mark);
+            }
+        }
         if applied.keys > 0 {
             bump(&self.counters.flushes);
         }
@@ -375,12 +388,16 @@ impl<E: CacheableEntity> Outbox<E> {
     /// that were waiting when it began may be left.
     async fn round(&self) -> Result<(bool, usize)> {
         let txn = self.begin().await?;
+        let mark = self.store.flush_mark();
         let rows = self.claim(&txn, None).await?;
         let claimed = rows.len();
         if claimed == 0 {
             txn.commit().await?;
             return Ok((false, 0));
         }
+        // A claim cut short by its limit may have left newer rows of a key it applies: its
+        // entries stay pinned for a later round.
+        let mark = (claimed as u64 != MAX_CLAIM_ROWS).then_some(mark);
         let (keys, truncated) = self.group(&txn, rows).await?;
         if keys.is_empty() {
             // Everything claimed waits behind older rows held elsewhere.
@@ -388,10 +405,11 @@ impl<E: CacheableEntity> Outbox<E> {
             return Ok((false, 0));
         }
         let more = truncated || claimed as u64 == MAX_CLAIM_ROWS;
-        match self.apply(&txn, &keys).await {
+        let mut written = Vec::with_capacity(keys.len());
+        match self.apply(&txn, &keys, &mut written).await {
             Ok(applied) => {
                 txn.commit().await?;
-                self.record(&applied);
+                self.record(&applied, &written, mark);
                 Ok((more, applied.keys))
             }
             Err(err) if super::is_transient(&err_db(&err)) => {
@@ -404,7 +422,7 @@ impl<E: CacheableEntity> Outbox<E> {
                 tracing::debug!(entity = self.entity, %err, "batch failed; applying key by key");
                 let mut applied_keys = 0;
                 for key in keys {
-                    applied_keys += self.apply_one(key).await?;
+                    applied_keys += self.apply_one(key, mark).await?;
                 }
                 Ok((more, applied_keys))
             }
@@ -412,8 +430,8 @@ impl<E: CacheableEntity> Outbox<E> {
     }
 
     /// Applies one key's rows in a transaction of their own; on failure, backs them off.
-    /// Returns the keys applied (0 or 1).
-    async fn apply_one(&self, key: KeyRows) -> Result<usize> {
+    /// Returns the keys applied (0 or 1). `mark`: the round's, taken before it claimed them.
+    async fn apply_one(&self, key: KeyRows, mark: Option<u64>) -> Result<usize> {
         let ids: Vec<i64> = key.rows.iter().map(|row| row.id).collect();
         let txn = self.begin().await?;
         let rows = self.claim(&txn, Some(&ids)).await?;
@@ -422,10 +440,11 @@ impl<E: CacheableEntity> Outbox<E> {
             txn.commit().await?;
             return Ok(0);
         }
-        match self.apply(&txn, &[KeyRows { rows }]).await {
+        let mut written = Vec::with_capacity(1);
+        match self.apply(&txn, &[KeyRows { rows }], &mut written).await {
             Ok(applied) => {
                 txn.commit().await?;
-                self.record(&applied);
+                self.record(&applied, &written, mark);
                 Ok(applied.keys)
             }
             Err(err) if super::is_transient(&err_db(&err)) => {

@@ -31,6 +31,7 @@ use crate::connection::CachedTransaction;
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf};
 use crate::stats::Counters;
+use crate::store::Store;
 
 pub use table::{DEAD_LETTER_TABLE, OUTBOX_TABLE, indexes, tables};
 pub(crate) use table::{dead_letter_row, key_text, outbox_row};
@@ -150,6 +151,8 @@ pub(crate) struct Outbox<E: CacheableEntity> {
     codec: ModelCodec<E::Model>,
     config: WriteBehindConfig,
     counters: Arc<Counters>,
+    /// The entity's store: applied keys' entries are marked clean (unpinned) there.
+    store: Arc<Store<KeyOf<E>, E::Model>>,
     writer: writer::GroupWriter,
     /// Pending rows, as counted, and rows reserved but not committed yet.
     depth: Mutex<Depth>,
@@ -183,6 +186,7 @@ impl<E: CacheableEntity> Outbox<E> {
         entity: &'static str,
         config: WriteBehindConfig,
         counters: Arc<Counters>,
+        store: Arc<Store<KeyOf<E>, E::Model>>,
     ) -> Result<Arc<Self>> {
         let codec = E::model_codec().ok_or(Error::NotSerializable { entity })?;
         let outbox = Arc::new(Self {
@@ -192,6 +196,7 @@ impl<E: CacheableEntity> Outbox<E> {
             codec,
             config,
             counters,
+            store,
             depth: Mutex::new(Depth::default()),
             window_keys: Mutex::new(HashSet::new()),
             wake: Notify::new(),

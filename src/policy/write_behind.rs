@@ -36,7 +36,7 @@ impl<E: CacheableEntity> EntityCache<E> {
     async fn write_behind(&self, key: KeyOf<E>, write: PendingWrite<E::Model>) -> Result<()> {
         self.outbox()?.push(&key, &write).await?;
         match write {
-            PendingWrite::Upsert(model) => self.store.set(key, model),
+            PendingWrite::Upsert(model) => self.store.set_dirty(key, model),
             PendingWrite::Delete(_) => self.store.invalidate(&key),
         }
         Ok(())
@@ -119,7 +119,7 @@ impl<E: CacheableEntity> EntityCache<E> {
             PendingWrite::Upsert(model) => {
                 let row = model.clone();
                 txn.defer(Box::new(move || {
-                    cache.store.set_committed(key, ticket, row)
+                    cache.store.set_committed(key, ticket, row, true)
                 }));
                 Some(model)
             }

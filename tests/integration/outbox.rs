@@ -8,7 +8,7 @@ use std::time::Duration;
 use entity::profile;
 use sea_orm::ActiveValue::{Set, Unchanged};
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait};
-use sea_orm_cache::{CacheLayer, Policy, Repository, WriteBehindConfig};
+use sea_orm_cache::{CacheLayer, Clock, Policy, Repository, WriteBehindConfig};
 
 use crate::common::*;
 
@@ -222,16 +222,20 @@ async fn a_failing_table_write_is_retried_until_the_fault_clears(t: TestDb) {
     cache.shutdown().await.unwrap();
 }
 
-/// Dirty entries evicted for capacity, then read: the newest acknowledged value, from the
-/// outbox, not the older table row.
+/// Dirty entries that left the store (their TTL ran out, which ends the pin, and then they
+/// were evicted for capacity), then read: the newest acknowledged value, from the outbox,
+/// not the older table row.
 async fn an_evicted_dirty_entry_reads_the_newest_acknowledged_value(t: TestDb) {
-    for id in 1..=50 {
+    for id in 1..=100 {
         seed_profile(&t.db, id).await;
     }
+    let clock = Clock::manual();
     let cache = CacheLayer::builder(t.db.clone())
+        .clock(clock.clone())
         .entity::<profile::Entity>(|c| {
             c.policy(Policy::WriteBehind)
                 .capacity(4)
+                .ttl(Duration::from_secs(60))
                 .write_behind(one_window())
         })
         .build()
@@ -243,9 +247,14 @@ async fn an_evicted_dirty_entry_reads_the_newest_acknowledged_value(t: TestDb) {
             profiles.update(visits(id, id * 100 + round)).await.unwrap();
         }
     }
+    clock.advance(Duration::from_secs(61));
+    for id in 51..=100 {
+        profiles.get(id).await.unwrap().unwrap();
+    }
     assert!(
-        profiles.stats().evicted > 0,
-        "the store is smaller than the working set"
+        profiles.stats().evicted > 0 && profiles.stats().entries < 50,
+        "expired dirty entries are evicted like any other: {:?}",
+        profiles.stats()
     );
     for id in 1..=50 {
         assert_eq!(
@@ -258,7 +267,55 @@ async fn an_evicted_dirty_entry_reads_the_newest_acknowledged_value(t: TestDb) {
     assert_eq!(table_visits(&t, 7).await, Some(703));
 }
 
-/// A second layer on the same database (another process, in effect) reads the newest
+/// A dirty entry (acknowledged, not yet applied to the table) is not evicted for capacity:
+/// the store holds more entries than its capacity until the flush, and reads of dirty keys
+/// stay hits. Once applied, the entries are evictable again.
+async fn dirty_entries_are_not_evicted_before_they_are_flushed(t: TestDb) {
+    for id in 1..=100 {
+        seed_profile(&t.db, id).await;
+    }
+    let cache = CacheLayer::builder(t.db.clone())
+        .entity::<profile::Entity>(|c| {
+            c.policy(Policy::WriteBehind)
+                .capacity(4)
+                .write_behind(one_window())
+        })
+        .build()
+        .await
+        .unwrap();
+    let profiles = cache.repository::<profile::Entity>();
+    for id in 1..=50 {
+        profiles.insert(new_profile(id, id + 1_000)).await.unwrap();
+    }
+    let before = profiles.stats();
+    assert_eq!(before.evicted, 0, "{before:?}");
+    assert_eq!(before.entries, 50);
+    for id in 1..=50 {
+        assert_eq!(profiles.get(id).await.unwrap().unwrap().visits, id + 1_000);
+    }
+    let after = profiles.stats();
+    assert_eq!(
+        after.hits - before.hits,
+        50,
+        "every dirty key is still cached"
+    );
+    assert_eq!(after.loads, before.loads);
+
+    profiles.flush().await.unwrap();
+    for id in 51..=100 {
+        profiles.get(id).await.unwrap().unwrap();
+    }
+    let flushed = profiles.stats();
+    assert!(
+        flushed.evicted > 0 && flushed.entries < 50,
+        "applied entries are evictable again: {flushed:?}"
+    );
+    for id in 1..=50 {
+        assert_eq!(table_visits(&t, id).await, Some(id + 1_000));
+    }
+    cache.shutdown().await.unwrap();
+}
+
 /// acknowledged value before the flush.
 async fn a_second_layer_reads_the_newest_acknowledged_value(t: TestDb) {
     seed_profile(&t.db, 1).await;
@@ -459,6 +516,7 @@ crate::backend_tests!(
     a_poison_payload_is_dead_lettered_and_the_rest_applied,
     a_failing_table_write_is_retried_until_the_fault_clears,
     an_evicted_dirty_entry_reads_the_newest_acknowledged_value,
+    dirty_entries_are_not_evicted_before_they_are_flushed,
     a_second_layer_reads_the_newest_acknowledged_value,
     interleaved_updates_end_with_each_row_at_its_last_acknowledged_value,
     the_builder_can_create_the_outbox_tables,
