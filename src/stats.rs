@@ -20,6 +20,7 @@ pub(crate) struct Counters {
     pub(crate) writes: AtomicU64,
     pub(crate) write_lock_waits: AtomicU64,
     pub(crate) db_writes: AtomicU64,
+    pub(crate) write_retries: AtomicU64,
     pub(crate) flushes: AtomicU64,
     pub(crate) flushed_rows: AtomicU64,
     pub(crate) coalesced_writes: AtomicU64,
@@ -59,6 +60,7 @@ impl Counters {
             writes: self.writes.load(Relaxed),
             write_lock_waits: self.write_lock_waits.load(Relaxed),
             db_writes: self.db_writes.load(Relaxed),
+            write_retries: self.write_retries.load(Relaxed),
             flushes: self.flushes.load(Relaxed),
             flushed_rows: self.flushed_rows.load(Relaxed),
             coalesced_writes: self.coalesced_writes.load(Relaxed),
@@ -112,6 +114,9 @@ pub struct CacheStats {
     pub write_lock_waits: u64,
     /// Write statements the repository sent to the database (flusher batches included).
     pub db_writes: u64,
+    /// Writes run again because the database refused them for a deadlock or a busy lock
+    /// (SQLite's "database is locked"): a refused statement did not apply.
+    pub write_retries: u64,
     /// Write-behind batches applied.
     pub flushes: u64,
     /// Table rows written (or deleted) by write-behind batches: one per key per batch.

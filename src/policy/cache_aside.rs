@@ -7,13 +7,14 @@ use sea_orm::ActiveModelTrait;
 
 use crate::error::Result;
 use crate::key::{CacheableEntity, KeyOf, key_of_model};
+use crate::policy::retrying;
 use crate::repository::EntityCache;
 use crate::stats::bump;
 
 impl<E: CacheableEntity> EntityCache<E> {
     /// Inserts, then invalidates the new key (which clears a negative entry for it).
     pub(crate) async fn insert_invalidate(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
-        let model = am.insert(&self.db).await?;
+        let model = retrying(&self.counters, || am.clone().insert(&self.db)).await?;
         bump(&self.counters.db_writes);
         self.store.invalidate(&key_of_model::<E>(&model));
         Ok(Arc::new(model))
@@ -21,7 +22,7 @@ impl<E: CacheableEntity> EntityCache<E> {
 
     /// Updates, then invalidates the key.
     pub(crate) async fn update_invalidate(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
-        let model = am.update(&self.db).await?;
+        let model = retrying(&self.counters, || am.clone().update(&self.db)).await?;
         bump(&self.counters.db_writes);
         self.store.invalidate(&key_of_model::<E>(&model));
         Ok(Arc::new(model))
@@ -29,7 +30,10 @@ impl<E: CacheableEntity> EntityCache<E> {
 
     /// Deletes, then invalidates the key. Returns whether a row was deleted.
     pub(crate) async fn delete_invalidate(&self, key: &KeyOf<E>) -> Result<bool> {
-        let result = E::delete_by_id(key.clone()).exec(&self.db).await?;
+        let result = retrying(&self.counters, || {
+            E::delete_by_id(key.clone()).exec(&self.db)
+        })
+        .await?;
         bump(&self.counters.db_writes);
         self.store.invalidate(key);
         Ok(result.rows_affected > 0)

@@ -8,6 +8,7 @@ use sea_orm::ActiveModelTrait;
 
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_of_model};
+use crate::policy::retrying;
 use crate::repository::EntityCache;
 use crate::stats::bump;
 
@@ -20,7 +21,7 @@ impl<E: CacheableEntity> EntityCache<E> {
             Some(key) => Some(self.locks.lock(&key).await),
             None => None,
         };
-        let model = Arc::new(am.insert(&self.db).await?);
+        let model = Arc::new(retrying(&self.counters, || am.clone().insert(&self.db)).await?);
         bump(&self.counters.db_writes);
         self.store.set(key_of_model::<E>(&model), model.clone());
         Ok(model)
@@ -31,7 +32,7 @@ impl<E: CacheableEntity> EntityCache<E> {
         let key =
             key_of_active_model::<E>(&am).ok_or(Error::MissingPrimaryKey { entity: self.name })?;
         let _lock = self.locks.lock(&key).await;
-        let model = Arc::new(am.update(&self.db).await?);
+        let model = Arc::new(retrying(&self.counters, || am.clone().update(&self.db)).await?);
         bump(&self.counters.db_writes);
         self.store.set(key, model.clone());
         Ok(model)
@@ -40,7 +41,10 @@ impl<E: CacheableEntity> EntityCache<E> {
     /// Deletes and invalidates the key.
     pub(crate) async fn delete_through(&self, key: &KeyOf<E>) -> Result<bool> {
         let _lock = self.locks.lock(key).await;
-        let result = E::delete_by_id(key.clone()).exec(&self.db).await?;
+        let result = retrying(&self.counters, || {
+            E::delete_by_id(key.clone()).exec(&self.db)
+        })
+        .await?;
         bump(&self.counters.db_writes);
         self.store.invalidate(key);
         Ok(result.rows_affected > 0)

@@ -2,10 +2,14 @@
 //! writers to one key end with cache == database.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use entity::user;
 use sea_orm::ActiveValue::{Set, Unchanged};
-use sea_orm::EntityTrait;
+use sea_orm::{
+    ConnectOptions, Database, EntityTrait, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
 use sea_orm_cache::{CacheLayer, Policy};
 use tokio::sync::Barrier;
 
@@ -163,6 +167,76 @@ async fn a_held_write_cannot_overwrite_a_later_one(t: TestDb) {
         .unwrap();
     assert_eq!(in_db.name, "later");
     assert_eq!(rows.peek(&1).as_deref(), Some(&in_db), "cache == database");
+}
+
+/// A write the database refuses for a lock (SQLite answers "database is locked" at once when
+/// its busy timeout is 0, as it does whenever waiting could deadlock) is run again until
+/// the lock is released, then cached; it does not fail the caller. SQLite only: Postgres and
+/// MariaDB wait for row locks instead of refusing a one-row write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_write_refused_for_a_lock_is_retried() {
+    run(
+        Backend::Sqlite,
+        "write_refused_for_a_lock",
+        |t| async move {
+            let u = seed_user(&t.db, 1).await;
+            let mut options = ConnectOptions::new(t.url().to_owned());
+            options.max_connections(2).sqlx_logging(false);
+            options.map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::ZERO));
+            let impatient = Database::connect(options).await.unwrap();
+            let cache = CacheLayer::builder(impatient)
+                .entity::<user::Entity>(|c| c.policy(Policy::WriteThrough))
+                .build()
+                .await
+                .unwrap();
+            let users = cache.repository::<user::Entity>();
+
+            // Another connection holds SQLite's write lock.
+            let blocker =
+                t.db.begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let write = tokio::spawn({
+                let users = users.clone();
+                async move {
+                    users
+                        .update(user::ActiveModel {
+                            id: Unchanged(u.id),
+                            name: Set("after the lock".into()),
+                            ..Default::default()
+                        })
+                        .await
+                }
+            });
+            tokio::time::timeout(Duration::from_secs(30), async {
+                while users.stats().write_retries == 0 {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .expect("the write was refused and is being retried");
+            blocker.commit().await.unwrap();
+
+            let written = write
+                .await
+                .unwrap()
+                .expect("retried until the lock was released");
+            assert_eq!(written.name, "after the lock");
+            let row = user::Entity::find_by_id(u.id)
+                .one(&t.db)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.name, "after the lock");
+            assert_eq!(users.peek(&u.id).unwrap().name, "after the lock");
+            assert!(users.stats().write_retries >= 1);
+            cache.shutdown().await.unwrap();
+        },
+    )
+    .await;
 }
 
 crate::backend_tests!(
