@@ -28,7 +28,7 @@ use crate::key::{CacheableEntity, KeyOf, key_of_model, keys_condition};
 use crate::stats::{add, bump};
 
 /// Attempts before a failing row moves to the dead-letter table.
-pub(crate) const MAX_ATTEMPTS: i32 = 10;
+pub const MAX_ATTEMPTS: i32 = 10;
 /// Backoff after the first failure; it doubles per attempt up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF_MS: i64 = 100;
 const MAX_BACKOFF_MS: i64 = 30_000;
@@ -466,12 +466,16 @@ impl<E: CacheableEntity> Outbox<E> {
         let txn = self.begin().await?;
         let now = wall_ms();
         let mut dead = 0;
+        let mut dead_key = None;
         for row in rows {
             let attempts = row.attempts + 1;
             if attempts >= MAX_ATTEMPTS {
                 dead_letter(row, attempts, error).insert(&txn).await?;
                 outbox_row::Entity::delete_by_id(row.id).exec(&txn).await?;
                 dead += 1;
+                if let Ok(model) = (self.codec.decode)(&row.payload) {
+                    dead_key = Some(key_of_model::<E>(&model));
+                }
             } else {
                 outbox_row::ActiveModel {
                     id: sea_orm::ActiveValue::Unchanged(row.id),
@@ -488,6 +492,11 @@ impl<E: CacheableEntity> Outbox<E> {
         if dead > 0 {
             add(&self.counters.dead_lettered, dead);
             self.depth_lock().counted -= dead as i64;
+        }
+        // The dead write will not reach the table: stop serving it (a later write of the key
+        // still pending is read back from the outbox).
+        if let Some(key) = dead_key {
+            self.store.invalidate(&key);
         }
         Ok(())
     }

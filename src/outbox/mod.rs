@@ -33,6 +33,7 @@ use crate::key::{CacheableEntity, KeyOf};
 use crate::stats::Counters;
 use crate::store::Store;
 
+pub use flusher::MAX_ATTEMPTS;
 pub use table::{DEAD_LETTER_TABLE, OUTBOX_TABLE, indexes, tables};
 pub(crate) use table::{dead_letter_row, key_text, outbox_row};
 

@@ -222,6 +222,66 @@ async fn a_failing_table_write_is_retried_until_the_fault_clears(t: TestDb) {
     cache.shutdown().await.unwrap();
 }
 
+/// A row the table keeps rejecting moves to the dead-letter table with the database's error
+/// after `MAX_ATTEMPTS` (earlier attempts are recorded on the row, as a flusher that had
+/// already failed 9 times would have left it), the other keys are applied, and the cache
+/// stops serving the write that will never reach the table.
+async fn a_row_that_keeps_failing_is_dead_lettered_and_the_cache_follows_the_table(t: TestDb) {
+    seed_profile(&t.db, 1).await;
+    seed_profile(&t.db, 2).await;
+    let (add_fault, lift_fault, message) = match t.db_backend() {
+        DbBackend::Sqlite => (
+            "CREATE TRIGGER too_many BEFORE UPDATE ON profiles WHEN NEW.visits >= 1000000 \
+             BEGIN SELECT RAISE(ABORT, 'visits too large'); END",
+            "DROP TRIGGER too_many",
+            "visits too large",
+        ),
+        _ => (
+            "ALTER TABLE profiles ADD CONSTRAINT too_many CHECK (visits < 1000000)",
+            "ALTER TABLE profiles DROP CONSTRAINT too_many",
+            "too_many",
+        ),
+    };
+    t.db.execute_unprepared(add_fault).await.unwrap();
+    let (cache, profiles) = profiles_with(&t, one_window()).await;
+    profiles.update(visits(1, 2_000_000)).await.unwrap();
+    profiles.update(visits(2, 5)).await.unwrap();
+    t.db.execute_unprepared(&format!(
+        "UPDATE sea_orm_cache_outbox SET attempts = {} WHERE pk = '[1]'",
+        sea_orm_cache::outbox::MAX_ATTEMPTS - 1
+    ))
+    .await
+    .unwrap();
+
+    profiles.flush().await.unwrap();
+    assert_eq!(table_visits(&t, 2).await, Some(5), "the good key went on");
+    assert_eq!(t.count("sea_orm_cache_outbox").await, 0);
+    assert_eq!(t.count("sea_orm_cache_dead_letter").await, 1);
+    let dead =
+        t.db.query_one_raw(Statement::from_string(
+            t.db_backend(),
+            "SELECT pk, attempts, last_error FROM sea_orm_cache_dead_letter".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dead.try_get::<String>("", "pk").unwrap(), "[1]");
+    assert_eq!(
+        dead.try_get::<i32>("", "attempts").unwrap(),
+        sea_orm_cache::outbox::MAX_ATTEMPTS
+    );
+    let error = dead.try_get::<String>("", "last_error").unwrap();
+    assert!(error.contains(message), "{error}");
+    assert_eq!(profiles.stats().dead_lettered, 1);
+    assert_eq!(
+        profiles.get(1).await.unwrap().unwrap().visits,
+        0,
+        "the table's value, not the dead write"
+    );
+    t.db.execute_unprepared(lift_fault).await.unwrap();
+    cache.shutdown().await.unwrap();
+}
+
 /// Dirty entries that left the store (their TTL ran out, which ends the pin, and then they
 /// were evicted for capacity), then read: the newest acknowledged value, from the outbox,
 /// not the older table row.
@@ -515,6 +575,7 @@ crate::backend_tests!(
     the_outbox_row_commits_or_rolls_back_with_the_caller,
     a_poison_payload_is_dead_lettered_and_the_rest_applied,
     a_failing_table_write_is_retried_until_the_fault_clears,
+    a_row_that_keeps_failing_is_dead_lettered_and_the_cache_follows_the_table,
     an_evicted_dirty_entry_reads_the_newest_acknowledged_value,
     dirty_entries_are_not_evicted_before_they_are_flushed,
     a_second_layer_reads_the_newest_acknowledged_value,
