@@ -4,6 +4,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use std::future::Future;
@@ -19,13 +20,17 @@ use crate::invalidation::Tables;
 use crate::key::CacheableEntity;
 use crate::repository::{EntityCache, Repository};
 
+/// How long [`CacheLayer::shutdown`] keeps flushing write-behind writes before it gives up
+/// (the rows stay in the outbox for the next start).
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Work an entity runs in the background (the write-behind flusher), stopped by
 /// [`CacheLayer::shutdown`].
 #[async_trait]
 trait Background: Send + Sync {
     /// Checks, at build, what the background work needs (the outbox table).
     async fn check(&self) -> Result<()>;
-    async fn shutdown(&self) -> Result<()>;
+    async fn shutdown(&self, deadline: tokio::time::Instant) -> Result<()>;
 }
 
 #[async_trait]
@@ -37,9 +42,9 @@ impl<E: CacheableEntity> Background for EntityCache<E> {
         }
     }
 
-    async fn shutdown(&self) -> Result<()> {
+    async fn shutdown(&self, deadline: tokio::time::Instant) -> Result<()> {
         match &self.queue {
-            Some(queue) => queue.shutdown().await,
+            Some(queue) => queue.shutdown(deadline).await,
             None => Ok(()),
         }
     }
@@ -327,16 +332,29 @@ impl CacheLayer {
         &self.inner.clock
     }
 
-    /// Applies pending write-behind writes and stops background tasks. Writes made after it
-    /// starts are refused with [`Error::Shutdown`].
+    /// Applies pending write-behind writes and stops background tasks, giving the final
+    /// flush up to [`SHUTDOWN_DEADLINE`] (see [`shutdown_within`](Self::shutdown_within)).
+    /// Writes made after it starts are refused with [`Error::Shutdown`].
     ///
     /// # Errors
-    /// The first error of an entity whose final flush failed; the other entities are still
-    /// shut down.
+    /// The first error of an entity whose final flush failed or did not finish in time
+    /// ([`Error::ShutdownIncomplete`]; its rows stay in the outbox for the next start); the
+    /// other entities are still shut down.
     pub async fn shutdown(&self) -> Result<()> {
+        self.shutdown_within(SHUTDOWN_DEADLINE).await
+    }
+
+    /// [`shutdown`](Self::shutdown) with its own deadline for the final flush of every
+    /// write-behind entity (one deadline for all of them): rows that keep failing, or that
+    /// it cannot reach in time, stay in the outbox, and the next start resumes them.
+    ///
+    /// # Errors
+    /// As [`shutdown`](Self::shutdown).
+    pub async fn shutdown_within(&self, deadline: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + deadline;
         let mut first_error = None;
         for registered in self.inner.entities.values() {
-            if let Err(err) = registered.background.shutdown().await {
+            if let Err(err) = registered.background.shutdown(deadline).await {
                 first_error.get_or_insert(err);
             }
         }

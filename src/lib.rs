@@ -116,7 +116,7 @@ pub use config::{CacheConfig, Policy, WriteBehindConfig};
 pub use connection::{CachedConnection, CachedTransaction};
 pub use error::{Error, Result};
 pub use key::{CacheableEntity, KeyOf};
-pub use layer::{CacheLayer, CacheLayerBuilder};
+pub use layer::{CacheLayer, CacheLayerBuilder, SHUTDOWN_DEADLINE};
 pub use repository::{Get, Repository};
 pub use stats::CacheStats;
 

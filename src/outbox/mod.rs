@@ -100,8 +100,6 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How long `shutdown` waits before trying again when rows it could not apply (held by
 /// another instance's flush) are left.
 const BLOCKED_PAUSE: Duration = Duration::from_millis(10);
-/// How long `shutdown` keeps flushing before it gives up (the rows stay for the next start).
-const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The outbox's pending work, as this instance knows it. The bound on pending work is
 /// `counted + in_flight`; a count of the table replaces `counted`, keeping the commits made
@@ -447,9 +445,9 @@ impl<E: CacheableEntity> Outbox<E> {
         self.flush_all().await.map(|report| report.applied)
     }
 
-    /// Stops the flusher after draining the outbox, for at most [`SHUTDOWN_DEADLINE`]. Rows
-    /// left (failing, or past the deadline) stay in the table for the next start.
-    pub(crate) async fn shutdown(&self) -> Result<()> {
+    /// Stops the flusher after draining the outbox until `deadline`. Rows left (failing, or
+    /// past the deadline) stay in the table for the next start.
+    pub(crate) async fn shutdown(&self, deadline: tokio::time::Instant) -> Result<()> {
         self.stopping.store(true, Ordering::Release);
         self.wake.notify_one();
         self.room.notify_waiters();
@@ -461,7 +459,6 @@ impl<E: CacheableEntity> Outbox<E> {
         if let Some(task) = task {
             let _ = task.await;
         }
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
         loop {
             let report = self.flush_all().await?;
             if report.left == 0 {

@@ -282,6 +282,60 @@ async fn a_row_that_keeps_failing_is_dead_lettered_and_the_cache_follows_the_tab
     cache.shutdown().await.unwrap();
 }
 
+/// `shutdown_within` drains what it can and gives up on a key the table keeps rejecting when
+/// its deadline comes (`Error::ShutdownIncomplete`); that row stays in the outbox, and the
+/// next layer on the database applies it once the fault is gone.
+async fn a_shutdown_deadline_leaves_failing_rows_for_the_next_start(t: TestDb) {
+    seed_profile(&t.db, 1).await;
+    seed_profile(&t.db, 2).await;
+    let (add_fault, lift_fault) = match t.db_backend() {
+        DbBackend::Sqlite => (
+            "CREATE TRIGGER too_many BEFORE UPDATE ON profiles WHEN NEW.visits >= 1000000 \
+             BEGIN SELECT RAISE(ABORT, 'visits too large'); END",
+            "DROP TRIGGER too_many",
+        ),
+        _ => (
+            "ALTER TABLE profiles ADD CONSTRAINT too_many CHECK (visits < 1000000)",
+            "ALTER TABLE profiles DROP CONSTRAINT too_many",
+        ),
+    };
+    t.db.execute_unprepared(add_fault).await.unwrap();
+    let (cache, profiles) = profiles_with(&t, one_window()).await;
+    profiles.update(visits(1, 2_000_000)).await.unwrap();
+    profiles.update(visits(2, 5)).await.unwrap();
+
+    let result = cache.shutdown_within(Duration::from_millis(300)).await;
+    assert!(
+        matches!(
+            result,
+            Err(sea_orm_cache::Error::ShutdownIncomplete { pending: 1, .. })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(table_visits(&t, 2).await, Some(5), "drained what it could");
+    assert_eq!(table_visits(&t, 1).await, Some(0));
+    assert_eq!(
+        t.count("sea_orm_cache_outbox").await,
+        1,
+        "left for the next start"
+    );
+    assert!(
+        profiles.update(visits(2, 6)).await.is_err(),
+        "writes after shutdown are refused"
+    );
+
+    t.db.execute_unprepared(lift_fault).await.unwrap();
+    let (next, next_profiles) = profiles_with(&t, one_window()).await;
+    assert_eq!(
+        next_profiles.get(1).await.unwrap().unwrap().visits,
+        2_000_000,
+        "pending, read from the outbox"
+    );
+    next.shutdown().await.unwrap();
+    assert_eq!(table_visits(&t, 1).await, Some(2_000_000));
+    assert_eq!(t.count("sea_orm_cache_outbox").await, 0);
+}
+
 /// Dirty entries that left the store (their TTL ran out, which ends the pin, and then they
 /// were evicted for capacity), then read: the newest acknowledged value, from the outbox,
 /// not the older table row.
@@ -576,6 +630,7 @@ crate::backend_tests!(
     a_poison_payload_is_dead_lettered_and_the_rest_applied,
     a_failing_table_write_is_retried_until_the_fault_clears,
     a_row_that_keeps_failing_is_dead_lettered_and_the_cache_follows_the_table,
+    a_shutdown_deadline_leaves_failing_rows_for_the_next_start,
     an_evicted_dirty_entry_reads_the_newest_acknowledged_value,
     dirty_entries_are_not_evicted_before_they_are_flushed,
     a_second_layer_reads_the_newest_acknowledged_value,
