@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use entity::profile;
 use sea_orm::ActiveValue::{Set, Unchanged};
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DbBackend, EntityTrait, IsolationLevel, Statement, TransactionOptions,
+    TransactionTrait,
+};
 use sea_orm_cache::{CacheLayer, Clock, Policy, Repository, WriteBehindConfig};
 
 use crate::common::*;
@@ -336,6 +339,72 @@ async fn a_shutdown_deadline_leaves_failing_rows_for_the_next_start(t: TestDb) {
     assert_eq!(t.count("sea_orm_cache_outbox").await, 0);
 }
 
+/// Group commit: writers that arrive while an outbox insert is running share the next one.
+/// The outbox table is locked by another transaction, so the first insert blocks; 20 more
+/// writers reserve their rows meanwhile; once the lock goes, 21 acknowledged writes take at
+/// most 2 insert statements (one each would be 21), plus one per writer that had to wait
+/// for a key-lock stripe it shares with another writer (a random few in a thousand).
+async fn writers_waiting_on_an_insert_share_the_next_one(t: TestDb) {
+    const WRITERS: i64 = 21;
+    let (cache, profiles) = profiles_with(&t, one_window()).await;
+    let blocker =
+        t.db.begin_with_options(TransactionOptions {
+            isolation_level: Some(IsolationLevel::RepeatableRead),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let lock = match t.db_backend() {
+        // SQLite: holding its write lock blocks every other writer.
+        DbBackend::Sqlite => "DELETE FROM sea_orm_cache_outbox WHERE id < 0",
+        DbBackend::Postgres => "LOCK TABLE sea_orm_cache_outbox IN SHARE MODE",
+        // InnoDB: the next-key lock past the last row blocks inserts; plain reads go on.
+        _ => "SELECT id FROM sea_orm_cache_outbox FOR UPDATE",
+    };
+    blocker.execute_unprepared(lock).await.unwrap();
+    t.log.clear();
+    let writers: Vec<_> = (1..=WRITERS)
+        .map(|id| {
+            let profiles = profiles.clone();
+            tokio::spawn(async move { profiles.insert(new_profile(id, id)).await.unwrap() })
+        })
+        .collect();
+    // Every writer has reserved its row, so it is in the insert task's queue (or in the
+    // blocked insert): reserving and sending happen without a pause in between. A writer
+    // whose key shares a write-lock stripe with another's waits for that write instead (and
+    // goes in a later insert).
+    until(&profiles, |s| {
+        s.pending_writes + s.write_lock_waits as usize >= WRITERS as usize
+    })
+    .await;
+    assert_eq!(
+        t.count("sea_orm_cache_outbox").await,
+        0,
+        "the lock holds the inserts"
+    );
+    blocker.commit().await.unwrap();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let inserts = t
+        .log
+        .all()
+        .iter()
+        .filter(|sql| {
+            sql.trim_start().to_ascii_uppercase().starts_with("INSERT")
+                && sql.contains("sea_orm_cache_outbox")
+        })
+        .count();
+    let late = profiles.stats().write_lock_waits as usize;
+    assert!(
+        (1..=2 + late).contains(&inserts),
+        "{inserts} inserts for {WRITERS} writes ({late} waited for a key lock)"
+    );
+    assert_eq!(t.count("sea_orm_cache_outbox").await, WRITERS);
+    cache.shutdown().await.unwrap();
+    assert_eq!(t.count("sea_orm_cache_outbox").await, 0);
+}
+
 /// Dirty entries that left the store (their TTL ran out, which ends the pin, and then they
 /// were evicted for capacity), then read: the newest acknowledged value, from the outbox,
 /// not the older table row.
@@ -631,6 +700,7 @@ crate::backend_tests!(
     a_failing_table_write_is_retried_until_the_fault_clears,
     a_row_that_keeps_failing_is_dead_lettered_and_the_cache_follows_the_table,
     a_shutdown_deadline_leaves_failing_rows_for_the_next_start,
+    writers_waiting_on_an_insert_share_the_next_one,
     an_evicted_dirty_entry_reads_the_newest_acknowledged_value,
     dirty_entries_are_not_evicted_before_they_are_flushed,
     a_second_layer_reads_the_newest_acknowledged_value,
