@@ -12,6 +12,7 @@
 //!   [`MAX_ATTEMPTS`]. A row whose payload no longer decodes moves there at once.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
@@ -99,7 +100,7 @@ fn ids_in(backend: DbBackend, ids: &[i64]) -> Expr {
         if n > 0 {
             json.push(',');
         }
-        json.push_str(&id.to_string());
+        let _ = write!(json, "{id}");
     }
     json.push(']');
     Expr::cust_with_values(

@@ -58,6 +58,41 @@ async fn table_visits(t: &TestDb, user_id: i64) -> Option<i64> {
         .map(|p| p.visits)
 }
 
+/// A fault the profiles table raises for `visits >= 1,000,000` (a trigger on SQLite, a CHECK
+/// constraint elsewhere), and the text its error carries.
+struct VisitsFault {
+    add: &'static str,
+    lift: &'static str,
+    message: &'static str,
+}
+
+impl VisitsFault {
+    fn for_backend(backend: DbBackend) -> Self {
+        match backend {
+            DbBackend::Sqlite => Self {
+                add: "CREATE TRIGGER too_many BEFORE UPDATE ON profiles \
+                      WHEN NEW.visits >= 1000000 \
+                      BEGIN SELECT RAISE(ABORT, 'visits too large'); END",
+                lift: "DROP TRIGGER too_many",
+                message: "visits too large",
+            },
+            _ => Self {
+                add: "ALTER TABLE profiles ADD CONSTRAINT too_many CHECK (visits < 1000000)",
+                lift: "ALTER TABLE profiles DROP CONSTRAINT too_many",
+                message: "too_many",
+            },
+        }
+    }
+
+    async fn add(&self, t: &TestDb) {
+        t.db.execute_unprepared(self.add).await.unwrap();
+    }
+
+    async fn lift(&self, t: &TestDb) {
+        t.db.execute_unprepared(self.lift).await.unwrap();
+    }
+}
+
 /// Waits (bounded) until `done` holds for the repository's stats.
 async fn until(
     profiles: &Repository<profile::Entity>,
@@ -172,26 +207,8 @@ async fn a_poison_payload_is_dead_lettered_and_the_rest_applied(t: TestDb) {
 async fn a_failing_table_write_is_retried_until_the_fault_clears(t: TestDb) {
     seed_profile(&t.db, 1).await;
     seed_profile(&t.db, 2).await;
-    let (add_fault, lift_fault): (&[&str], &[&str]) = match t.db_backend() {
-        DbBackend::Sqlite => (
-            &[
-                "CREATE TRIGGER too_many BEFORE UPDATE ON profiles WHEN NEW.visits >= 1000000 \
-                 BEGIN SELECT RAISE(ABORT, 'visits too large'); END",
-            ],
-            &["DROP TRIGGER too_many"],
-        ),
-        DbBackend::Postgres => (
-            &["ALTER TABLE profiles ADD CONSTRAINT too_many CHECK (visits < 1000000)"],
-            &["ALTER TABLE profiles DROP CONSTRAINT too_many"],
-        ),
-        _ => (
-            &["ALTER TABLE profiles ADD CONSTRAINT too_many CHECK (visits < 1000000)"],
-            &["ALTER TABLE profiles DROP CONSTRAINT too_many"],
-        ),
-    };
-    for sql in add_fault {
-        t.db.execute_unprepared(sql).await.unwrap();
-    }
+    let fault = VisitsFault::for_backend(t.db_backend());
+    fault.add(&t).await;
     let (cache, profiles) = profiles_with(
         &t,
         WriteBehindConfig::default().max_delay(Duration::from_millis(10)),
@@ -210,9 +227,7 @@ async fn a_failing_table_write_is_retried_until_the_fault_clears(t: TestDb) {
     );
     let retried = profiles.stats().flush_errors;
 
-    for sql in lift_fault {
-        t.db.execute_unprepared(sql).await.unwrap();
-    }
+    fault.lift(&t).await;
     until(&profiles, |s| s.flushed_rows >= 2).await;
     assert_eq!(
         table_visits(&t, 1).await,
@@ -232,20 +247,8 @@ async fn a_failing_table_write_is_retried_until_the_fault_clears(t: TestDb) {
 async fn a_row_that_keeps_failing_is_dead_lettered_and_the_cache_follows_the_table(t: TestDb) {
     seed_profile(&t.db, 1).await;
     seed_profile(&t.db, 2).await;
-    let (add_fault, lift_fault, message) = match t.db_backend() {
-        DbBackend::Sqlite => (
-            "CREATE TRIGGER too_many BEFORE UPDATE ON profiles WHEN NEW.visits >= 1000000 \
-             BEGIN SELECT RAISE(ABORT, 'visits too large'); END",
-            "DROP TRIGGER too_many",
-            "visits too large",
-        ),
-        _ => (
-            "ALTER TABLE profiles ADD CONSTRAINT too_many CHECK (visits < 1000000)",
-            "ALTER TABLE profiles DROP CONSTRAINT too_many",
-            "too_many",
-        ),
-    };
-    t.db.execute_unprepared(add_fault).await.unwrap();
+    let fault = VisitsFault::for_backend(t.db_backend());
+    fault.add(&t).await;
     let (cache, profiles) = profiles_with(&t, one_window()).await;
     profiles.update(visits(1, 2_000_000)).await.unwrap();
     profiles.update(visits(2, 5)).await.unwrap();
@@ -274,14 +277,14 @@ async fn a_row_that_keeps_failing_is_dead_lettered_and_the_cache_follows_the_tab
         sea_orm_cache::outbox::MAX_ATTEMPTS
     );
     let error = dead.try_get::<String>("", "last_error").unwrap();
-    assert!(error.contains(message), "{error}");
+    assert!(error.contains(fault.message), "{error}");
     assert_eq!(profiles.stats().dead_lettered, 1);
     assert_eq!(
         profiles.get(1).await.unwrap().unwrap().visits,
         0,
         "the table's value, not the dead write"
     );
-    t.db.execute_unprepared(lift_fault).await.unwrap();
+    fault.lift(&t).await;
     cache.shutdown().await.unwrap();
 }
 
@@ -291,18 +294,8 @@ async fn a_row_that_keeps_failing_is_dead_lettered_and_the_cache_follows_the_tab
 async fn a_shutdown_deadline_leaves_failing_rows_for_the_next_start(t: TestDb) {
     seed_profile(&t.db, 1).await;
     seed_profile(&t.db, 2).await;
-    let (add_fault, lift_fault) = match t.db_backend() {
-        DbBackend::Sqlite => (
-            "CREATE TRIGGER too_many BEFORE UPDATE ON profiles WHEN NEW.visits >= 1000000 \
-             BEGIN SELECT RAISE(ABORT, 'visits too large'); END",
-            "DROP TRIGGER too_many",
-        ),
-        _ => (
-            "ALTER TABLE profiles ADD CONSTRAINT too_many CHECK (visits < 1000000)",
-            "ALTER TABLE profiles DROP CONSTRAINT too_many",
-        ),
-    };
-    t.db.execute_unprepared(add_fault).await.unwrap();
+    let fault = VisitsFault::for_backend(t.db_backend());
+    fault.add(&t).await;
     let (cache, profiles) = profiles_with(&t, one_window()).await;
     profiles.update(visits(1, 2_000_000)).await.unwrap();
     profiles.update(visits(2, 5)).await.unwrap();
@@ -327,7 +320,7 @@ async fn a_shutdown_deadline_leaves_failing_rows_for_the_next_start(t: TestDb) {
         "writes after shutdown are refused"
     );
 
-    t.db.execute_unprepared(lift_fault).await.unwrap();
+    fault.lift(&t).await;
     let (next, next_profiles) = profiles_with(&t, one_window()).await;
     assert_eq!(
         next_profiles.get(1).await.unwrap().unwrap().visits,
