@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use sea_orm::sea_query::IntoValueTuple;
 use sea_orm::{DatabaseConnection, QueryFilter, Select};
 
 use crate::clock::Clock;
@@ -14,7 +15,7 @@ use crate::config::{CacheConfig, Policy};
 use crate::connection::CachedTransaction;
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_model, keys_condition};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, key_text};
 use crate::policy::KeyLocks;
 use crate::stats::{CacheStats, Counters, add, bump};
 use crate::store::{Lookup, Store};
@@ -443,7 +444,11 @@ impl<E: CacheableEntity> Repository<E> {
         self.inner.store.invalidate_all();
     }
 
-    /// Loads the rows `select` returns into the cache; returns how many.
+    /// Loads the rows `select` returns into the cache; returns how many rows it read.
+    ///
+    /// Warming never puts an older value over a newer one: a key written or invalidated while
+    /// the query ran is left alone, and under write-behind a key's pending outbox write wins
+    /// over its table row (as on a miss) and an entry not yet flushed is never replaced.
     ///
     /// ```no_run
     /// # async fn demo(users: sea_orm_cache::Repository<entity::user::Entity>) -> sea_orm_cache::Result<()> {
@@ -457,13 +462,28 @@ impl<E: CacheableEntity> Repository<E> {
     pub async fn warm(&self, select: Select<E>) -> Result<usize> {
         let inner = &*self.inner;
         let ticket = inner.store.ticket();
+        // Write-behind: pending outbox rows win over the table, as on a miss (G6). They are
+        // read before the table: a row applied in between is in the table by then (the
+        // flusher applies and deletes in one transaction), so no acknowledged write is missed.
+        let mut pending = match &inner.queue {
+            Some(queue) => Some(queue.pending_all(&inner.db).await?),
+            None => None,
+        };
         let rows = select.all(&inner.db).await?;
         bump(&inner.counters.loads);
         let n = rows.len();
         for row in rows {
-            inner
-                .store
-                .fill(key_of_model::<E>(&row), ticket, Some(Arc::new(row)));
+            let key = key_of_model::<E>(&row);
+            let value = match pending.as_mut().filter(|p| !p.is_empty()) {
+                Some(pending) => match pending.remove(&key_text(key.clone().into_value_tuple())) {
+                    Some(Some(write)) => write.into_value(),
+                    // Pending, but undecodable: leave the key to a load.
+                    Some(None) => continue,
+                    None => Some(Arc::new(row)),
+                },
+                None => Some(Arc::new(row)),
+            };
+            inner.store.fill(key, ticket, value);
         }
         Ok(n)
     }

@@ -95,7 +95,8 @@ pub struct CacheStats {
     pub loads: u64,
     /// Loads that failed; nothing was cached for them.
     pub load_errors: u64,
-    /// Loads whose result was not cached because the key was invalidated or written meanwhile.
+    /// Loads whose result was not cached because the key was invalidated or written meanwhile,
+    /// or (warming, batch reads) because it holds a write-behind write not flushed yet.
     pub stale_fills_rejected: u64,
     /// Expired entries served because the database failed (`stale_if_error`).
     pub stale_served: u64,
@@ -105,7 +106,7 @@ pub struct CacheStats {
     pub invalidated: u64,
     /// Entries evicted to stay within capacity.
     pub evicted: u64,
-    /// Entries overwritten by a write (write-through, write-behind).
+    /// Entries overwritten by a write (write-through, write-behind) or by warming.
     pub replaced: u64,
     /// Writes acknowledged by the repository.
     pub writes: u64,

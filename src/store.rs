@@ -371,6 +371,9 @@ where
     }
 
     /// Fills a value loaded without a guard (batch loads, warming), under the same check.
+    /// A dirty entry (a write-behind write the table may not hold yet) is never replaced:
+    /// the loaded row can be older than it. Replacing a resident entry counts as `replaced`,
+    /// not as an eviction.
     pub(crate) fn fill(&self, key: K, ticket: Ticket, value: Option<Arc<M>>) {
         let stripe = lock(self.stripe(&key));
         if !stripe.admits(ticket, self.clock.now_ms()) {
@@ -378,8 +381,18 @@ where
             bump(&self.counters.stale_fills_rejected);
             return;
         }
+        let resident = self.cache.peek(&key);
+        if resident.as_ref().is_some_and(|entry| entry.dirty != 0) {
+            drop(stripe);
+            bump(&self.counters.stale_fills_rejected);
+            return;
+        }
         if let Some(entry) = self.entry_for(value, ticket.generation) {
-            self.cache.insert(key, entry);
+            let mut replacing = Replacing(resident.is_some());
+            if replacing.0 {
+                bump(&self.counters.replaced);
+            }
+            self.cache.insert_with_lifecycle(key, entry, &mut replacing);
         }
     }
 

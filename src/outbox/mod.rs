@@ -11,7 +11,7 @@ mod flusher;
 mod table;
 mod writer;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -369,6 +369,35 @@ impl<E: CacheableEntity> Outbox<E> {
             DELETE => PendingWrite::Delete(Arc::new(model)),
             _ => PendingWrite::Upsert(Arc::new(model)),
         }))
+    }
+
+    /// Every key's newest pending write, by key text, read on `db`, for warming. A row that
+    /// no longer decodes is `None`: its key's value is unknown here.
+    pub(crate) async fn pending_all<C: ConnectionTrait>(
+        &self,
+        db: &C,
+    ) -> Result<HashMap<String, Option<PendingWrite<E::Model>>>> {
+        let rows = outbox_row::Entity::find()
+            .filter(outbox_row::Column::Entity.eq(self.entity))
+            .order_by_asc(outbox_row::Column::Id)
+            .all(db)
+            .await?;
+        let mut newest = HashMap::with_capacity(rows.len());
+        for row in rows {
+            newest.insert(row.pk, (row.op, row.payload));
+        }
+        Ok(newest
+            .into_iter()
+            .map(|(pk, (op, payload))| {
+                let write = (self.codec.decode)(&payload)
+                    .ok()
+                    .map(|model| match op.as_str() {
+                        DELETE => PendingWrite::Delete(Arc::new(model)),
+                        _ => PendingWrite::Upsert(Arc::new(model)),
+                    });
+                (pk, write)
+            })
+            .collect())
     }
 
     /// Checks that the outbox table can be read (and counts this entity's rows).

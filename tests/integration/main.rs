@@ -15,6 +15,7 @@ mod policies;
 mod single_flight;
 mod stale_fill;
 mod transactions;
+mod warm;
 mod write_behind;
 mod write_paths;
 mod write_through;
