@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use sea_orm::{
     AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    ExecResult, IsolationLevel, QueryResult, Statement, TransactionError, TransactionOptions,
-    TransactionSession, TransactionTrait, Value,
+    ExecResult, IsolationLevel, QueryResult, SqliteTransactionMode, Statement, TransactionError,
+    TransactionOptions, TransactionSession, TransactionTrait, Value,
 };
 
 use crate::invalidation::{Effect, Planned, Tables, run};
@@ -98,6 +98,28 @@ impl CachedConnection {
             effects: Arc::default(),
             parent: None,
         }
+    }
+
+    /// `options` for a new transaction. On SQLite a transaction the caller did not give a
+    /// mode begins `IMMEDIATE`: it takes the write lock at `BEGIN`, waiting up to the busy
+    /// timeout, instead of at its first write, where a read snapshot older than another
+    /// writer's commit cannot be upgraded and fails at once with `SQLITE_BUSY_SNAPSHOT`
+    /// (`database is locked`). The cost: transactions on one SQLite file run one at a time,
+    /// read-only ones included (readers outside transactions are not held up in WAL mode).
+    fn options(&self, mut options: TransactionOptions) -> TransactionOptions {
+        if self.db.get_database_backend() == DbBackend::Sqlite
+            && options.sqlite_transaction_mode.is_none()
+        {
+            options.sqlite_transaction_mode = Some(SqliteTransactionMode::Immediate);
+        }
+        options
+    }
+}
+
+impl CachedTransaction {
+    /// A savepoint takes its enclosing transaction's options as they are.
+    fn options(&self, options: TransactionOptions) -> TransactionOptions {
+        options
     }
 }
 
@@ -276,7 +298,7 @@ macro_rules! cached_connection {
             type Transaction = CachedTransaction;
 
             async fn begin(&self) -> Result<CachedTransaction, DbErr> {
-                Ok(self.wrap(self.$inner.begin().await?))
+                self.begin_with_options(TransactionOptions::default()).await
             }
 
             async fn begin_with_config(
@@ -284,17 +306,19 @@ macro_rules! cached_connection {
                 isolation_level: Option<IsolationLevel>,
                 access_mode: Option<AccessMode>,
             ) -> Result<CachedTransaction, DbErr> {
-                let txn = self
-                    .$inner
-                    .begin_with_config(isolation_level, access_mode)
-                    .await?;
-                Ok(self.wrap(txn))
+                self.begin_with_options(TransactionOptions {
+                    isolation_level,
+                    access_mode,
+                    ..Default::default()
+                })
+                .await
             }
 
             async fn begin_with_options(
                 &self,
                 options: TransactionOptions,
             ) -> Result<CachedTransaction, DbErr> {
+                let options = self.options(options);
                 Ok(self.wrap(self.$inner.begin_with_options(options).await?))
             }
 

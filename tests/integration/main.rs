@@ -6,6 +6,7 @@
 mod common;
 
 mod composite_keys;
+mod concurrent_transactions;
 mod crash;
 mod expiry;
 mod faults;
