@@ -14,7 +14,8 @@
 //! client, so write-behind inserts go through the write queue), inserts 100 profiles, then runs
 //! 2,100 operations over them: about 2,000 reads skewed 80/20 towards a few hot keys, and about
 //! 5% updates.
-//! It prints what the cache answered, what reached the database, and how long reads took.
+//! It prints what the cache answered, what reached the database, and how long reads took, and
+//! which build took them: `cargo run` is a debug build, several times slower than `--release`.
 //! Write-through and write-behind put every row they write into the cache, so here their reads
 //! never miss; write-behind also turns about 200 writes into a few batched statements.
 
@@ -41,6 +42,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     Migrator::up(&db, None).await?;
     println!("database: {:?}", db.get_database_backend());
+    if cfg!(debug_assertions) {
+        // `cargo run` builds without optimisations: its timings are several times a release
+        // build's. The bench example (`--release`) is where the product's figures come from.
+        println!(
+            "build: debug (timings below are debug-build figures; \
+             `cargo run --release --example quickstart` for release ones)"
+        );
+    } else {
+        println!("build: release");
+    }
 
     for policy in [
         Policy::CacheAside,

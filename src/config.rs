@@ -58,7 +58,8 @@ pub struct WriteBehindConfig {
     pub batch: usize,
     /// Longest time a write waits before the flusher applies it.
     pub max_delay: Duration,
-    /// Most keys with a pending write; past it writers wait for the flusher (backpressure).
+    /// Most outbox rows pending (not yet applied; a key written twice counts twice); past it
+    /// writers wait for the flusher (backpressure).
     pub max_pending: usize,
 }
 
@@ -201,14 +202,14 @@ impl WriteBehindConfig {
         self
     }
 
-    /// Sets the bound on keys with pending writes.
+    /// Sets the bound on pending outbox rows.
     ///
     /// # Panics
-    /// If `keys` is zero.
+    /// If `rows` is zero.
     #[must_use]
-    pub fn max_pending(mut self, keys: usize) -> Self {
-        assert!(keys > 0, "max_pending must be at least 1");
-        self.max_pending = keys;
+    pub fn max_pending(mut self, rows: usize) -> Self {
+        assert!(rows > 0, "max_pending must be at least 1");
+        self.max_pending = rows;
         self
     }
 }

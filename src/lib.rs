@@ -87,8 +87,11 @@
 //! config file: [`CacheConfig`] implements serde's `Deserialize`, and
 //! [`CacheLayerBuilder::entity_config`] applies one.
 //!
-//! This release keeps write-behind writes in memory until they are flushed: they are
-//! applied on [`CacheLayer::shutdown`], but a crash loses what was not flushed yet.
+//! Write-behind writes are durable once acknowledged: each is a committed row of the outbox
+//! table ([`outbox`]), applied to the entity's table later by a background flusher, resumed by
+//! the next start after a crash, and read before the table on a miss. Instances on one
+//! database do not invalidate each other's entries yet: an entry another instance holds stays
+//! until its TTL.
 
 #![deny(missing_docs)]
 
