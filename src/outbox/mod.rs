@@ -3,7 +3,7 @@
 //! and deletes them in one transaction, so each write takes effect exactly once, and a crash
 //! loses nothing that was acknowledged.
 //!
-//! - `table`: the outbox and dead-letter tables ([`tables`], [`indexes`]).
+//! - `table`: the outbox and dead-letter tables ([`create_tables`]).
 //! - `writer`: group commit of concurrent writers' rows.
 //! - `flusher`: claim, coalesce per key, apply, retry with backoff, dead-letter.
 
@@ -34,7 +34,7 @@ use crate::stats::Counters;
 use crate::store::Store;
 
 pub use flusher::MAX_ATTEMPTS;
-pub use table::{DEAD_LETTER_TABLE, OUTBOX_TABLE, indexes, tables};
+pub use table::{DEAD_LETTER_TABLE, OUTBOX_TABLE, create_tables};
 pub(crate) use table::{dead_letter_row, key_text, outbox_row};
 
 /// A write-behind write: the row after it, or the row it deletes.
