@@ -1,7 +1,7 @@
 //! The outbox and dead-letter tables (DESIGN section 5): their schema, created by
 //! [`create_tables`] (for users' own migrators and for
-//! `CacheLayerBuilder::create_outbox_tables`), and the SeaORM entities the writer and flusher
-//! use.
+//! `CacheLayerBuilder::create_outbox_tables`), the capacities of their text columns, and the
+//! SeaORM entities the writer and flusher use.
 
 use sea_orm::sea_query::{
     Alias, ColumnDef, Iden, Index, IndexCreateStatement, Table, TableCreateStatement,
@@ -136,7 +136,8 @@ fn outbox_index() -> IndexCreateStatement {
 /// or collation, another engine) are altered to the current columns; the
 /// columns are read from `information_schema.columns` and a table already current is left
 /// alone. Postgres and SQLite tables from an older version are left as they are (`TEXT`
-/// there holds any payload; an older Postgres `pk` column holds 255 characters).
+/// there holds any payload; an older Postgres `pk` column holds 255 characters, and a longer
+/// key is refused with `Error::OutboxRowTooLarge`).
 ///
 /// # Errors
 /// The database's error if a statement fails.
@@ -258,6 +259,87 @@ async fn upgrade_mysql_table<C: ConnectionTrait>(db: &C, table: &str) -> Result<
     ))
     .await?;
     Ok(())
+}
+
+/// How much one text column holds: characters and bytes (`None`: no limit known).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Capacity {
+    /// Characters (MySQL counts code points, as `str::chars` does).
+    pub(crate) chars: Option<u64>,
+    /// Bytes of the value in UTF-8 (the tables' character set).
+    pub(crate) bytes: Option<u64>,
+}
+
+impl Capacity {
+    /// The tighter of two capacities.
+    fn min(self, other: Capacity) -> Capacity {
+        let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Capacity {
+            chars: min(self.chars, other.chars),
+            bytes: min(self.bytes, other.bytes),
+        }
+    }
+}
+
+/// What an outbox row's `pk` and `payload` may hold: the smaller of the outbox's and the
+/// dead-letter table's column (a row must fit both, the dead-letter table too).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RowCapacity {
+    /// The `pk` column.
+    pub(crate) pk: Capacity,
+    /// The `payload` column.
+    pub(crate) payload: Capacity,
+}
+
+/// Reads the capacities of the tables' `pk` and `payload` columns from
+/// `information_schema.columns` (MySQL/MariaDB and Postgres). SQLite does not limit text, so
+/// nothing is read there.
+pub(crate) async fn row_capacity<C: ConnectionTrait>(db: &C) -> Result<RowCapacity, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::MySql => {
+            "SELECT COLUMN_NAME AS name, \
+             CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED) AS max_chars, \
+             CAST(CHARACTER_OCTET_LENGTH AS SIGNED) AS max_bytes \
+             FROM information_schema.columns \
+             WHERE table_schema = DATABASE() AND table_name IN (?, ?) \
+             AND COLUMN_NAME IN ('pk', 'payload')"
+        }
+        DbBackend::Postgres => {
+            "SELECT column_name::text AS name, \
+             character_maximum_length::bigint AS max_chars, \
+             character_octet_length::bigint AS max_bytes \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name IN ($1, $2) \
+             AND column_name IN ('pk', 'payload')"
+        }
+        _ => return Ok(RowCapacity::default()),
+    };
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [OUTBOX_TABLE.into(), DEAD_LETTER_TABLE.into()],
+        ))
+        .await?;
+    let mut capacity = RowCapacity::default();
+    for row in rows {
+        let name: String = row.try_get("", "name")?;
+        let limit = |n: Option<i64>| n.map(|n| n.max(0) as u64);
+        let column = Capacity {
+            chars: limit(row.try_get("", "max_chars")?),
+            bytes: limit(row.try_get("", "max_bytes")?),
+        };
+        match name.as_str() {
+            "pk" => capacity.pk = capacity.pk.min(column),
+            "payload" => capacity.payload = capacity.payload.min(column),
+            _ => {}
+        }
+    }
+    Ok(capacity)
 }
 
 /// A primary key as the outbox's `pk` text: a JSON array of its values.
