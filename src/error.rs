@@ -69,13 +69,32 @@ pub enum Error {
     },
     /// A write-behind entity's outbox table cannot be read when the layer is built.
     #[error(
-        "entity `{entity}` uses write-behind, but the outbox table cannot be read: {source}; add `migration::OutboxMigration` (or `sea_orm_cache::outbox::tables()`) to your migrator, or call `CacheLayerBuilder::create_outbox_tables()`"
+        "entity `{entity}` uses write-behind, but the outbox table cannot be read: {source}; add `migration::OutboxMigration` (or `sea_orm_cache::outbox::create_tables`) to your migrator, or call `CacheLayerBuilder::create_outbox_tables()`"
     )]
     OutboxUnavailable {
         /// Table name of the entity.
         entity: &'static str,
         /// The database's error.
         source: DbErr,
+    },
+    /// A write-behind write's outbox row would not fit the outbox table: its key's text
+    /// (`pk`, a JSON array of the key's values) or its payload (the model as JSON) is longer
+    /// than the column holds. The write was refused before anything was written, so it was
+    /// not acknowledged; nothing was truncated.
+    #[error(
+        "entity `{entity}`: the write-behind outbox row's `{column}` is {len} {unit}, more than the outbox table's column holds ({max} {unit}); the write was not acknowledged. Tables from an older version hold less: run `sea_orm_cache::outbox::create_tables` (or `CacheLayerBuilder::create_outbox_tables()`), which upgrades them (`pk` holds 512 characters, `payload` any model on MySQL/MariaDB), use a shorter key or a smaller model, or cache this entity with another policy"
+    )]
+    OutboxRowTooLarge {
+        /// Table name of the entity.
+        entity: &'static str,
+        /// The outbox column: `"pk"` or `"payload"`.
+        column: &'static str,
+        /// The value's length, in `unit`.
+        len: u64,
+        /// What the column holds, in `unit`.
+        max: u64,
+        /// `"characters"` or `"bytes"`.
+        unit: &'static str,
     },
     /// `shutdown` gave up before the outbox drained; the rows stay for the next start.
     #[error(

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use std::future::Future;
 use std::pin::Pin;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionError, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr, TransactionError, TransactionTrait};
 
 use crate::clock::Clock;
 use crate::config::CacheConfig;
@@ -117,9 +117,10 @@ impl CacheLayerBuilder {
     }
 
     /// Creates the write-behind outbox and dead-letter tables at [`build`](Self::build) if
-    /// they do not exist, for services without migrations. Services with a migrator add
-    /// [`outbox::tables`](crate::outbox::tables) and [`outbox::indexes`](crate::outbox::indexes)
-    /// to it instead (the `migration` crate's `OutboxMigration` does).
+    /// they do not exist (and upgrades tables an older version created), for services
+    /// without migrations; every start may call it. Services with a migrator call
+    /// [`outbox::create_tables`](crate::outbox::create_tables) from it instead (the
+    /// `migration` crate's `OutboxMigration` does).
     pub fn create_outbox_tables(mut self) -> Self {
         self.create_outbox_tables = true;
         self
@@ -142,13 +143,7 @@ impl CacheLayerBuilder {
     pub async fn build(self) -> Result<CacheLayer> {
         let clock = self.clock.unwrap_or_else(Clock::system);
         if self.create_outbox_tables {
-            let backend = self.db.get_database_backend();
-            for table in crate::outbox::tables() {
-                self.db.execute_raw(backend.build(&table)).await?;
-            }
-            for index in crate::outbox::indexes() {
-                self.db.execute_raw(backend.build(&index)).await?;
-            }
+            crate::outbox::create_tables(&self.db).await?;
         }
         let mut tables = Tables::default();
         let entities = self

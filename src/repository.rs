@@ -337,7 +337,8 @@ impl<E: CacheableEntity> Repository<E> {
     /// writes through.
     ///
     /// # Errors
-    /// [`Error::Db`] from the database; nothing is cached then.
+    /// [`Error::Db`] from the database; nothing is cached then. Under write-behind also
+    /// [`Error::Encode`] and [`Error::OutboxRowTooLarge`] (the write is not acknowledged).
     pub async fn insert(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
         let inner = &*self.inner;
         let model = match inner.config.policy {
@@ -357,7 +358,8 @@ impl<E: CacheableEntity> Repository<E> {
     ///
     /// # Errors
     /// [`Error::Db`] from the database; [`Error::MissingPrimaryKey`]; [`Error::NotFound`]
-    /// (write-behind, no such row).
+    /// (write-behind, no such row); [`Error::Encode`] and [`Error::OutboxRowTooLarge`]
+    /// (write-behind: the write is not acknowledged).
     pub async fn update(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
         let inner = &*self.inner;
         let model = match inner.config.policy {
@@ -403,7 +405,8 @@ impl<E: CacheableEntity> Repository<E> {
     /// (invalidated, or set to the inserted row under write-through), never after a rollback.
     ///
     /// # Errors
-    /// [`Error::Db`]; under write-behind also [`Error::Encode`] and [`Error::NotFound`].
+    /// [`Error::Db`]; under write-behind also [`Error::Encode`], [`Error::OutboxRowTooLarge`]
+    /// and [`Error::NotFound`].
     pub async fn insert_in(
         &self,
         txn: &CachedTransaction,
@@ -415,7 +418,8 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`update`](Self::update) inside `txn`; the cache follows after the outermost commit.
     ///
     /// # Errors
-    /// [`Error::Db`]; under write-behind also [`Error::Encode`] and [`Error::NotFound`].
+    /// [`Error::Db`]; under write-behind also [`Error::Encode`], [`Error::OutboxRowTooLarge`]
+    /// and [`Error::NotFound`].
     pub async fn update_in(
         &self,
         txn: &CachedTransaction,
@@ -428,7 +432,8 @@ impl<E: CacheableEntity> Repository<E> {
     /// commit.
     ///
     /// # Errors
-    /// [`Error::Db`]; under write-behind also [`Error::Encode`] and [`Error::NotFound`].
+    /// [`Error::Db`]; under write-behind also [`Error::Encode`], [`Error::OutboxRowTooLarge`]
+    /// and [`Error::NotFound`].
     pub async fn delete_in(&self, txn: &CachedTransaction, key: KeyOf<E>) -> Result<bool> {
         self.inner.delete_in(txn, key).await
     }

@@ -38,6 +38,21 @@ const MAX_BACKOFF_MS: i64 = 30_000;
 const MAX_CLAIM_ROWS: u64 = 20_000;
 /// Largest number of bind parameters one statement uses.
 const MAX_PARAMS: usize = 30_000;
+/// Most bytes of an error kept in `last_error`: within any text column (a MySQL `TEXT`, from
+/// an older version's tables, holds 65535 bytes), so recording a failure cannot fail, nor be
+/// truncated by the database, however long the database's message.
+const MAX_ERROR_BYTES: usize = 4096;
+
+/// `error` as stored in `last_error` (outbox and dead-letter table alike): at most
+/// [`MAX_ERROR_BYTES`], cut at a character boundary.
+fn last_error(error: &str) -> String {
+    if error.len() <= MAX_ERROR_BYTES {
+        return error.to_owned();
+    }
+    const MARK: &str = "...";
+    let end = error.floor_char_boundary(MAX_ERROR_BYTES - MARK.len());
+    format!("{}{MARK}", &error[..end])
+}
 
 /// What a flush did.
 #[derive(Debug, Default)]
@@ -81,7 +96,7 @@ fn dead_letter(
         payload: Set(row.payload.clone()),
         created_at: Set(row.created_at),
         attempts: Set(attempts),
-        last_error: Set(Some(error.to_owned())),
+        last_error: Set(Some(last_error(error))),
         available_at: Set(row.available_at),
         failed_at: Set(wall_ms()),
     }
@@ -481,7 +496,7 @@ impl<E: CacheableEntity> Outbox<E> {
                 outbox_row::ActiveModel {
                     id: sea_orm::ActiveValue::Unchanged(row.id),
                     attempts: Set(attempts),
-                    last_error: Set(Some(error.to_owned())),
+                    last_error: Set(Some(last_error(error))),
                     available_at: Set(now + backoff_ms(attempts)),
                     ..Default::default()
                 }
@@ -500,5 +515,20 @@ impl<E: CacheableEntity> Outbox<E> {
             self.store.invalidate(&key);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_ERROR_BYTES, last_error};
+
+    #[test]
+    fn last_error_is_cut_at_a_character_boundary() {
+        assert_eq!(last_error("short"), "short");
+        let long = "é".repeat(MAX_ERROR_BYTES);
+        let kept = last_error(&long);
+        assert!(kept.len() <= MAX_ERROR_BYTES, "{}", kept.len());
+        assert!(kept.ends_with("..."));
+        assert!(kept.trim_end_matches("...").chars().all(|c| c == 'é'));
     }
 }

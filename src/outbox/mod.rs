@@ -3,7 +3,8 @@
 //! and deletes them in one transaction, so each write takes effect exactly once, and a crash
 //! loses nothing that was acknowledged.
 //!
-//! - `table`: the outbox and dead-letter tables ([`tables`], [`indexes`]).
+//! - `table`: the outbox and dead-letter tables ([`create_tables`]) and the capacity of
+//!   their columns, which every row is checked against before it is written.
 //! - `writer`: group commit of concurrent writers' rows.
 //! - `flusher`: claim, coalesce per key, apply, retry with backoff, dead-letter.
 
@@ -14,7 +15,7 @@ mod writer;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sea_orm::sea_query::IntoValueTuple;
@@ -34,8 +35,8 @@ use crate::stats::Counters;
 use crate::store::Store;
 
 pub use flusher::MAX_ATTEMPTS;
-pub use table::{DEAD_LETTER_TABLE, OUTBOX_TABLE, indexes, tables};
-pub(crate) use table::{dead_letter_row, key_text, outbox_row};
+pub(crate) use table::{Capacity, RowCapacity, dead_letter_row, key_text, outbox_row};
+pub use table::{DEAD_LETTER_TABLE, OUTBOX_TABLE, create_tables};
 
 /// A write-behind write: the row after it, or the row it deletes.
 #[derive(Debug)]
@@ -165,6 +166,10 @@ pub(crate) struct Outbox<E: CacheableEntity> {
     flushing: tokio::sync::Mutex<()>,
     stopping: AtomicBool,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// What the tables' `pk` and `payload` columns hold, read by [`check`](Self::check):
+    /// a row that would not fit is refused before it is written, so no `sql_mode` can
+    /// truncate an acknowledged write.
+    capacity: OnceLock<RowCapacity>,
 }
 
 impl<E: CacheableEntity> fmt::Debug for Outbox<E> {
@@ -203,18 +208,50 @@ impl<E: CacheableEntity> Outbox<E> {
             flushing: tokio::sync::Mutex::new(()),
             stopping: AtomicBool::new(false),
             task: Mutex::new(None),
+            capacity: OnceLock::new(),
         });
         let handle = tokio::spawn(outbox.clone().run());
         *outbox.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
         Ok(outbox)
     }
 
+    /// Refuses `value` for `column` if it is longer than the column holds, in characters or
+    /// in bytes.
+    fn fits(&self, column: &'static str, value: &str, capacity: Capacity) -> Result<()> {
+        let too_large = |len: usize, max: u64, unit: &'static str| Error::OutboxRowTooLarge {
+            entity: self.entity,
+            column,
+            len: len as u64,
+            max,
+            unit,
+        };
+        let bytes = value.len();
+        if let Some(max) = capacity.bytes.filter(|&max| bytes as u64 > max) {
+            return Err(too_large(bytes, max, "bytes"));
+        }
+        // No more characters than bytes: only count them when the bytes could be too many.
+        if let Some(max) = capacity.chars.filter(|&max| bytes as u64 > max) {
+            let chars = value.chars().count();
+            if chars as u64 > max {
+                return Err(too_large(chars, max, "characters"));
+            }
+        }
+        Ok(())
+    }
+
     /// The write's outbox row; `pk` is the key's [`key_text`].
+    ///
+    /// # Errors
+    /// [`Error::OutboxRowTooLarge`] if the key's text or the payload is longer than the
+    /// tables' columns hold (as read by [`check`](Self::check)).
     fn row(&self, pk: &str, write: &PendingWrite<E::Model>) -> Result<outbox_row::ActiveModel> {
+        let capacity = self.capacity.get().copied().unwrap_or_default();
+        self.fits("pk", pk, capacity.pk)?;
         let payload = (self.codec.encode)(write.model()).map_err(|reason| Error::Encode {
             entity: self.entity,
             reason,
         })?;
+        self.fits("payload", &payload, capacity.payload)?;
         let now = wall_ms();
         Ok(outbox_row::ActiveModel {
             entity: Set(self.entity.to_owned()),
@@ -400,16 +437,22 @@ impl<E: CacheableEntity> Outbox<E> {
             .collect())
     }
 
-    /// Checks that the outbox table can be read (and counts this entity's rows).
+    /// Checks that the outbox table can be read (and counts this entity's rows), and reads
+    /// what its columns hold, which every row is checked against before it is written.
     pub(crate) async fn check(&self) -> Result<()> {
+        let unavailable = |source| Error::OutboxUnavailable {
+            entity: self.entity,
+            source,
+        };
         match self.refresh_depth().await {
-            Ok(_) => Ok(()),
-            Err(Error::Db(source)) => Err(Error::OutboxUnavailable {
-                entity: self.entity,
-                source,
-            }),
-            Err(other) => Err(other),
+            Ok(_) => {}
+            Err(Error::Db(source)) => return Err(unavailable(source)),
+            Err(other) => return Err(other),
         }
+        let capacity = table::row_capacity(&self.db).await.map_err(unavailable)?;
+        // A second check reads the same tables: the first reading stays.
+        let _ = self.capacity.set(capacity);
+        Ok(())
     }
 
     /// Rows pending for this entity, as far as this instance knows, reservations included.

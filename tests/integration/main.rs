@@ -12,6 +12,7 @@ mod expiry;
 mod faults;
 mod hooks;
 mod outbox;
+mod outbox_schema;
 mod policies;
 mod single_flight;
 mod stale_fill;
