@@ -107,6 +107,7 @@ mod layer;
 pub mod outbox;
 mod policy;
 mod repository;
+mod retry;
 mod sql;
 mod stats;
 mod store;

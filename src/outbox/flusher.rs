@@ -137,13 +137,6 @@ fn pks_in(backend: DbBackend, pks: &[String]) -> Result<Expr> {
     ))
 }
 
-fn err_db(err: &crate::error::Error) -> sea_orm::DbErr {
-    match err {
-        crate::error::Error::Db(db) => db.clone(),
-        other => sea_orm::DbErr::Custom(other.to_string()),
-    }
-}
-
 fn backoff_ms(attempts: i32) -> i64 {
     let exp = FIRST_BACKOFF_MS
         .saturating_mul(1_i64 << attempts.clamp(1, 20).saturating_sub(1))
@@ -428,11 +421,7 @@ impl<E: CacheableEntity> Outbox<E> {
                 self.record(&applied, &written, mark);
                 Ok((more, applied.keys))
             }
-            Err(err) if super::is_transient(&err_db(&err)) => {
-                // A deadlock is nobody's fault: the whole round is retried later.
-                let _ = txn.rollback().await;
-                Err(err)
-            }
+            // A batch refused for any reason, a deadlock included, is retried key by key.
             Err(err) => {
                 let _ = txn.rollback().await;
                 tracing::debug!(entity = self.entity, %err, "batch failed; applying key by key");
@@ -463,10 +452,9 @@ impl<E: CacheableEntity> Outbox<E> {
                 self.record(&applied, &written, mark);
                 Ok(applied.keys)
             }
-            Err(err) if super::is_transient(&err_db(&err)) => {
-                let _ = txn.rollback().await;
-                Err(err)
-            }
+            // A transient refusal (deadlock, serialization failure, busy) counts as an attempt
+            // too: a key the database refuses every time is dead-lettered after
+            // MAX_ATTEMPTS instead of holding its entity's outbox forever.
             Err(err) => {
                 let _ = txn.rollback().await;
                 self.back_off(&key.rows, &err.to_string()).await?;

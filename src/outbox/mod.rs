@@ -73,22 +73,6 @@ impl<M> PendingWrite<M> {
 const UPSERT: &str = "upsert";
 const DELETE: &str = "delete";
 
-/// Whether `err` is the database asking to retry: a deadlock, a serialization failure, or
-/// SQLite's busy/locked.
-pub(crate) fn is_transient(err: &sea_orm::DbErr) -> bool {
-    let text = err.to_string();
-    [
-        "40001",
-        "40P01",
-        "Deadlock",
-        "deadlock",
-        "database is locked",
-        "database table is locked",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
-}
-
 /// Wall-clock milliseconds: outbox times are shared by every instance and survive restarts.
 pub(crate) fn wall_ms() -> i64 {
     SystemTime::now()
@@ -194,7 +178,7 @@ impl<E: CacheableEntity> Outbox<E> {
     ) -> Result<Arc<Self>> {
         let codec = E::model_codec().ok_or(Error::NotSerializable { entity })?;
         let outbox = Arc::new(Self {
-            writer: writer::GroupWriter::start(db.clone()),
+            writer: writer::GroupWriter::start(db.clone(), counters.clone()),
             db,
             entity,
             codec,

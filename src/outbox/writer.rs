@@ -3,7 +3,7 @@
 //! that statement has committed. The wait is bounded by one insert plus a few scheduler
 //! turns ([`gather`]): rows that arrive while an insert runs go in the next.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use sea_orm::{
     ActiveValue, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Statement,
@@ -12,11 +12,11 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::table::outbox_row;
+use crate::retry::retrying;
+use crate::stats::Counters;
 
 /// Most rows in one group insert.
 const MAX_GROUP: usize = 1_000;
-/// Retries of a group insert the database refused for a deadlock or a busy lock.
-const RETRIES: u32 = 5;
 
 type Request = (outbox_row::ActiveModel, oneshot::Sender<Result<(), DbErr>>);
 
@@ -116,24 +116,16 @@ pub(crate) struct GroupWriter {
 
 impl GroupWriter {
     /// Starts the insert task on the current runtime.
-    pub(crate) fn start(db: DatabaseConnection) -> Self {
+    /// A group insert the database refuses as transient is retried ([`retrying`]), counted
+    /// in `counters`.
+    pub(crate) fn start(db: DatabaseConnection, counters: Arc<Counters>) -> Self {
         let (requests, mut incoming) = mpsc::unbounded_channel::<Request>();
         tokio::spawn(async move {
             let mut group = Vec::new();
             while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
                 gather(&mut incoming, &mut group).await;
                 let (rows, acks): (Vec<_>, Vec<_>) = group.drain(..).unzip();
-                let mut attempt = 0;
-                let result = loop {
-                    let result = insert(&db, &rows).await;
-                    match result {
-                        Err(err) if attempt < RETRIES && super::is_transient(&err) => {
-                            attempt += 1;
-                            tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
-                        }
-                        other => break other,
-                    }
-                };
+                let result = retrying(&counters, || insert(&db, &rows)).await;
                 for ack in acks {
                     let _ = ack.send(result.clone());
                 }

@@ -7,8 +7,8 @@ use sea_orm::ActiveModelTrait;
 
 use crate::error::Result;
 use crate::key::{CacheableEntity, KeyOf, key_of_model};
-use crate::policy::retrying;
 use crate::repository::EntityCache;
+use crate::retry::retrying;
 use crate::stats::bump;
 
 impl<E: CacheableEntity> EntityCache<E> {

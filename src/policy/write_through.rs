@@ -8,8 +8,8 @@ use sea_orm::ActiveModelTrait;
 
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_of_model};
-use crate::policy::retrying;
 use crate::repository::EntityCache;
+use crate::retry::retrying;
 use crate::stats::bump;
 
 impl<E: CacheableEntity> EntityCache<E> {

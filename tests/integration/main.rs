@@ -14,6 +14,7 @@ mod hooks;
 mod outbox;
 mod outbox_schema;
 mod policies;
+mod retry;
 mod single_flight;
 mod stale_fill;
 mod transactions;
