@@ -27,8 +27,9 @@ use crate::clock::Clock;
 use crate::config::CacheConfig;
 use crate::stats::{Counters, bump};
 
-/// Number of fill-check stripes per entity.
-const STRIPES: usize = 256;
+/// Number of fill-check stripes per entity: a write refuses the fills and puts of its
+/// stripe's other keys that were in flight with it, so fewer stripes mean more reloads.
+const STRIPES: usize = 4096;
 
 /// A cached answer: a row, or "no such row".
 #[derive(Debug)]
@@ -396,23 +397,6 @@ where
         }
     }
 
-    /// Sets a key to a value the writer knows is current (write-through, write-behind), and
-    /// refuses every load of the key that started before.
-    pub(crate) fn set(&self, key: K, value: Arc<M>) {
-        let mut stripe = lock(self.stripe(&key));
-        stripe.epoch = self.next_epoch();
-        self.insert_current(key, value, 0);
-    }
-
-    /// [`set`](Self::set) for a write-behind write whose outbox row has committed: the entry
-    /// is dirty (pinned against eviction) until [`mark_flushed`](Self::mark_flushed).
-    pub(crate) fn set_dirty(&self, key: K, value: Arc<M>) {
-        let mut stripe = lock(self.stripe(&key));
-        stripe.epoch = self.next_epoch();
-        let seq = self.dirty_seq.fetch_add(1, Ordering::AcqRel);
-        self.insert_current(key, value, seq);
-    }
-
     /// Taken by the flusher before it claims outbox rows: every dirty entry set before has a
     /// smaller sequence number, and its row committed before, so the claim sees it.
     pub(crate) fn flush_mark(&self) -> u64 {
@@ -453,14 +437,24 @@ where
         self.cache.insert_with_lifecycle(key, entry, &mut replacing);
     }
 
-    /// Sets a key to a value a transaction wrote, once it committed. `ticket` was taken before
-    /// the write: if the key was written or invalidated since (another transaction's commit
-    /// got there first, in either order), the key is invalidated instead, so two transactions
-    /// racing to apply their rows can never leave the older one cached.
-    /// `dirty`: the value is a write-behind write (see [`set_dirty`](Self::set_dirty)).
-    pub(crate) fn set_committed(&self, key: K, ticket: Ticket, value: Arc<M>, dirty: bool) {
+    /// The fence every written value passes to enter the store (write-through, write-behind,
+    /// a transaction's writes at its commit): sets `key` to `value`, a value its writer got
+    /// back from the database (or, under write-behind, whose outbox row committed), unless the
+    /// key was written or invalidated since `ticket` was taken before the write, an
+    /// entity-wide invalidation came since, or the key is quarantined. Then the key is
+    /// invalidated instead: two writers racing to put their rows, or a write racing an
+    /// invalidation from another path, can never leave the older row cached. Either way every
+    /// load of the key that started before is refused. Returns whether the value was put.
+    ///
+    /// Loads pass the same check at fill ([`fill_guarded`](Self::fill_guarded),
+    /// [`fill`](Self::fill)). Keys share stripes, so a put can be refused because another key
+    /// of its stripe was written meanwhile: that costs a reload, never a stale entry.
+    ///
+    /// `dirty`: a write-behind write, pinned against eviction until
+    /// [`mark_flushed`](Self::mark_flushed).
+    pub(crate) fn put(&self, key: K, ticket: Ticket, value: Arc<M>, dirty: bool) -> bool {
         let mut stripe = lock(self.stripe(&key));
-        let unchanged = stripe.epoch <= ticket.epoch
+        let unchanged = stripe.admits(ticket, self.clock.now_ms())
             && ticket.generation == self.generation.load(Ordering::Acquire);
         stripe.epoch = self.next_epoch();
         if unchanged {
@@ -470,9 +464,13 @@ where
                 0
             };
             self.insert_current(key, value, seq);
-        } else if self.cache.remove(&key).is_some() {
-            bump(&self.counters.invalidated);
+        } else {
+            bump(&self.counters.stale_fills_rejected);
+            if self.cache.remove(&key).is_some() {
+                bump(&self.counters.invalidated);
+            }
         }
+        unchanged
     }
 
     /// Deletes a key's entry and refuses every load of the key that started before.
@@ -523,12 +521,12 @@ mod tests {
             counters.clone(),
         );
         for round in 0..10 {
-            store.set(1, Arc::new(round));
+            assert!(store.put(1, store.ticket(), Arc::new(round), false));
         }
         assert_eq!(counters.replaced.load(Ordering::Relaxed), 9);
         assert_eq!(counters.evicted.load(Ordering::Relaxed), 0);
         for key in 2..20 {
-            store.set(key, Arc::new(key));
+            assert!(store.put(key, store.ticket(), Arc::new(key), false));
         }
         assert!(counters.evicted.load(Ordering::Relaxed) > 0);
     }

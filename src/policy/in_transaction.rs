@@ -47,7 +47,7 @@ impl<E: CacheableEntity> EntityCache<E> {
         if self.config.policy == Policy::WriteThrough {
             let row = model.clone();
             txn.defer(Box::new(move || {
-                cache.store.set_committed(key, ticket, row, false)
+                cache.store.put(key, ticket, row, false);
             }));
         } else {
             txn.defer(Box::new(move || cache.store.invalidate(&key)));

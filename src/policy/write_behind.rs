@@ -34,9 +34,12 @@ impl<E: CacheableEntity> EntityCache<E> {
     }
 
     async fn write_behind(&self, key: KeyOf<E>, write: PendingWrite<E::Model>) -> Result<()> {
+        let ticket = self.store.ticket();
         self.outbox()?.push(&key, &write).await?;
         match write {
-            PendingWrite::Upsert(model) => self.store.set_dirty(key, model),
+            PendingWrite::Upsert(model) => {
+                self.store.put(key, ticket, model, true);
+            }
             PendingWrite::Delete(_) => self.store.invalidate(&key),
         }
         Ok(())
@@ -119,7 +122,7 @@ impl<E: CacheableEntity> EntityCache<E> {
             PendingWrite::Upsert(model) => {
                 let row = model.clone();
                 txn.defer(Box::new(move || {
-                    cache.store.set_committed(key, ticket, row, true)
+                    cache.store.put(key, ticket, row, true);
                 }));
                 Some(model)
             }

@@ -21,9 +21,11 @@ impl<E: CacheableEntity> EntityCache<E> {
             Some(key) => Some(self.locks.lock(&key).await),
             None => None,
         };
+        let ticket = self.store.ticket();
         let model = Arc::new(retrying(&self.counters, || am.clone().insert(&self.db)).await?);
         bump(&self.counters.db_writes);
-        self.store.set(key_of_model::<E>(&model), model.clone());
+        self.store
+            .put(key_of_model::<E>(&model), ticket, model.clone(), false);
         Ok(model)
     }
 
@@ -32,9 +34,12 @@ impl<E: CacheableEntity> EntityCache<E> {
         let key =
             key_of_active_model::<E>(&am).ok_or(Error::MissingPrimaryKey { entity: self.name })?;
         let _lock = self.locks.lock(&key).await;
+        let ticket = self.store.ticket();
         let model = Arc::new(retrying(&self.counters, || am.clone().update(&self.db)).await?);
         bump(&self.counters.db_writes);
-        self.store.set(key, model.clone());
+        // Through the fence: a write of the key from another path (a `CachedConnection`
+        // statement, a hook) that committed after this one invalidated it, and wins.
+        self.store.put(key, ticket, model.clone(), false);
         Ok(model)
     }
 

@@ -239,7 +239,81 @@ async fn sqlite_a_write_refused_for_a_lock_is_retried() {
     .await;
 }
 
+/// The fence (issue 10 item 4), forced interleaving: a write-through update has committed and
+/// is held before its cache set; meanwhile a `CachedConnection` update of the same row (which
+/// takes no repository lock) commits and invalidates the key. When the held write goes on, its
+/// older row must not land in the cache: the cache ends with the database's row.
+async fn a_held_write_cannot_overwrite_a_later_invalidation(t: TestDb) {
+    use sea_orm::{ActiveModelTrait, ConnectionTrait, Schema};
+    let schema = Schema::new(t.db_backend());
+    t.db.execute(&schema.create_table_from_entity(gated::Entity))
+        .await
+        .unwrap();
+    gated::ActiveModel {
+        id: Set(1),
+        name: Set("start".into()),
+    }
+    .insert(&t.db)
+    .await
+    .unwrap();
+    let cache = CacheLayer::builder(t.db.clone())
+        .entity::<gated::Entity>(|c| c.policy(Policy::WriteThrough))
+        .build()
+        .await
+        .unwrap();
+    let rows = cache.repository::<gated::Entity>();
+    assert_eq!(rows.get(1).await.unwrap().unwrap().name, "start");
+
+    let held_name = format!("held by {:?} {} (fence)", t.backend, now_ms());
+    let (reached, has_reached) = tokio::sync::oneshot::channel();
+    let (release, on_release) = tokio::sync::watch::channel(false);
+    gated::HOLDS
+        .lock()
+        .unwrap()
+        .push((held_name.clone(), reached, on_release));
+    let held = {
+        let rows = rows.clone();
+        let name = held_name.clone();
+        tokio::spawn(async move {
+            rows.update(gated::ActiveModel {
+                id: Unchanged(1),
+                name: Set(name),
+            })
+            .await
+        })
+    };
+    has_reached.await.unwrap();
+    gated::ActiveModel {
+        id: Unchanged(1),
+        name: Set("through the connection".into()),
+    }
+    .update(&cache.connection())
+    .await
+    .unwrap();
+    release.send(true).unwrap();
+    held.await.unwrap().unwrap();
+
+    let in_db = gated::Entity::find_by_id(1)
+        .one(&t.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(in_db.name, "through the connection");
+    assert_ne!(
+        rows.peek(&1).as_deref().map(|m| m.name.as_str()),
+        Some(held_name.as_str()),
+        "the held write's older row is not cached"
+    );
+    assert_eq!(
+        rows.get(1).await.unwrap().as_deref(),
+        Some(&in_db),
+        "cache == database"
+    );
+    cache.shutdown().await.unwrap();
+}
+
 crate::backend_tests!(
     concurrent_writers_leave_cache_equal_to_the_database,
     a_held_write_cannot_overwrite_a_later_one,
+    a_held_write_cannot_overwrite_a_later_invalidation,
 );
