@@ -119,7 +119,7 @@ pub use clock::Clock;
 pub use config::{CacheConfig, Policy, WriteBehindConfig};
 pub use connection::{CachedConnection, CachedTransaction};
 pub use error::{Error, Result};
-pub use key::{CacheableEntity, KeyOf};
+pub use key::{CacheableEntity, KeyOf, key_text};
 pub use layer::{CacheLayer, CacheLayerBuilder, SHUTDOWN_DEADLINE};
 pub use repository::{Get, Repository};
 pub use stats::CacheStats;

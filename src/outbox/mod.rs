@@ -34,8 +34,9 @@ use crate::key::{CacheableEntity, KeyOf};
 use crate::stats::Counters;
 use crate::store::Store;
 
+use crate::key::key_text;
 pub use flusher::MAX_ATTEMPTS;
-pub(crate) use table::{Capacity, RowCapacity, dead_letter_row, key_text, outbox_row};
+pub(crate) use table::{Capacity, RowCapacity, dead_letter_row, outbox_row};
 pub use table::{DEAD_LETTER_TABLE, OUTBOX_TABLE, create_tables};
 
 /// A write-behind write: the row after it, or the row it deletes.

@@ -6,7 +6,7 @@
 use sea_orm::sea_query::{
     Alias, ColumnDef, Iden, Index, IndexCreateStatement, Table, TableCreateStatement,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, DeriveIden, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, DeriveIden, Statement};
 
 /// Name of the outbox table.
 pub const OUTBOX_TABLE: &str = "sea_orm_cache_outbox";
@@ -340,27 +340,6 @@ pub(crate) async fn row_capacity<C: ConnectionTrait>(db: &C) -> Result<RowCapaci
         }
     }
     Ok(capacity)
-}
-
-/// A primary key as the outbox's `pk` text: a JSON array of its values.
-pub(crate) fn key_text(values: impl IntoIterator<Item = Value>) -> String {
-    let parts: Vec<String> = values
-        .into_iter()
-        .map(|value| match value {
-            Value::TinyInt(Some(v)) => v.to_string(),
-            Value::SmallInt(Some(v)) => v.to_string(),
-            Value::Int(Some(v)) => v.to_string(),
-            Value::BigInt(Some(v)) => v.to_string(),
-            Value::TinyUnsigned(Some(v)) => v.to_string(),
-            Value::SmallUnsigned(Some(v)) => v.to_string(),
-            Value::Unsigned(Some(v)) => v.to_string(),
-            Value::BigUnsigned(Some(v)) => v.to_string(),
-            Value::String(Some(s)) => serde_json::Value::String(s).to_string(),
-            // Any other key type: its debug form, stable for one value.
-            other => serde_json::Value::String(format!("{other:?}")).to_string(),
-        })
-        .collect();
-    format!("[{}]", parts.join(","))
 }
 
 /// The outbox table as a SeaORM entity.
