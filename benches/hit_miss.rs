@@ -31,10 +31,10 @@ async fn setup() -> Result<(CacheLayer, Repository<user::Entity>), Box<dyn std::
     .exec(&db)
     .await?;
     let cache = CacheLayer::builder(db)
-        .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
         .build()
         .await?;
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>()?;
     users.get(KEY).await?.ok_or("user 1 exists")?; // warm the key
     Ok((cache, users))
 }

@@ -89,10 +89,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     .await?;
 
     let cache = CacheLayer::builder(db.clone())
-        .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
         .build()
         .await?;
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>()?;
 
     // Repository hit: a warmed key.
     let model = users.get(HOT).await?.ok_or("user 1 exists")?;
@@ -259,11 +259,11 @@ async fn write_overhead(url: &str) -> Result<(f64, f64), Box<dyn Error>> {
     .exec(&db)
     .await?;
     let cache = CacheLayer::builder(db.clone())
-        .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
         .build()
         .await?;
     let conn = cache.connection();
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>()?;
     let update = |n: i64| {
         user::Entity::update_many()
             .col_expr(user::Column::UpdatedAt, Expr::value(n))
@@ -335,10 +335,10 @@ async fn writes_per_second(url: &str, policy: Policy) -> Result<f64, Box<dyn Err
     .exec(&db)
     .await?;
     let cache = CacheLayer::builder(db.clone())
-        .entity::<profile::Entity>(move |c| c.policy(policy))
+        .cached::<profile::Entity>(move |c| c.policy(policy))
         .build()
         .await?;
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>()?;
     for w in 0..WRITERS {
         profiles.get(w).await?;
     }
@@ -390,10 +390,10 @@ async fn write_behind_rows(url: &str) -> Result<WriteBehindFigures, Box<dyn Erro
     let db = connect_full(url).await?;
     profile::Entity::delete_many().exec(&db).await?;
     let cache = CacheLayer::builder(db.clone())
-        .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
+        .cached::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
         .build()
         .await?;
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>()?;
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let profiles = profiles.clone();

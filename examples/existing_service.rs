@@ -109,14 +109,14 @@ pub(crate) mod cached {
     use super::{ApiError, NewUser, UserChanges};
 
     /// `POST /users`, `GET`, `PATCH` and `DELETE /users/{id}`.
-    pub(crate) fn router(cache: &CacheLayer) -> Router {
-        Router::new()
+    pub(crate) fn router(cache: &CacheLayer) -> sea_orm_cache::Result<Router> {
+        Ok(Router::new()
             .route("/users", post(create_user))
             .route(
                 "/users/{id}",
                 get(get_user).patch(update_user).delete(delete_user),
             )
-            .with_state(cache.repository::<user::Entity>())
+            .with_state(cache.repository::<user::Entity>()?))
     }
 
     async fn get_user(
@@ -248,7 +248,7 @@ pub(crate) async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// The cache layer of the cached service: `users` with its `#[derive(Cached)]` settings.
 pub(crate) async fn cache_layer(db: DatabaseConnection) -> sea_orm_cache::Result<CacheLayer> {
     CacheLayer::builder(db)
-        .entity::<user::Entity>(|c| c)
+        .cached::<user::Entity>(|c| c)
         .build()
         .await
 }
@@ -263,7 +263,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (plain::router(db), None)
     } else {
         let cache = cache_layer(db).await?;
-        (cached::router(&cache), Some(cache))
+        (cached::router(&cache)?, Some(cache))
     };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let mode = if cache.is_some() { "with" } else { "without" };

@@ -68,10 +68,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn run(db: &DatabaseConnection, policy: Policy) -> Result<(), Box<dyn std::error::Error>> {
     profile::Entity::delete_many().exec(db).await?;
     let cache = CacheLayer::builder(db.clone())
-        .entity::<profile::Entity>(move |c| c.policy(policy))
+        .cached::<profile::Entity>(move |c| c.policy(policy))
         .build()
         .await?;
-    let repo = cache.repository::<profile::Entity>();
+    let repo = cache.repository::<profile::Entity>()?;
 
     for user_id in 1..=ROWS {
         repo.insert(profile::ActiveModel {

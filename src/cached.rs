@@ -9,11 +9,14 @@ use crate::config::CacheConfig;
 ///
 /// Implement it with `#[derive(Cached)]` on the entity's `Model`, next to `DeriveEntityModel`,
 /// and set the configuration with `#[cache(...)]` (see [`Cached`](crate::Cached) for every
-/// setting). Only entities that implement it can be cached: `cache.repository::<E>()` and
-/// `.entity::<E>(..)` on any other entity do not compile.
+/// setting). It is optional: any SeaORM entity can be cached
+/// ([`CacheLayerBuilder::entity`](crate::CacheLayerBuilder::entity)), including one from an
+/// entity crate that does not depend on this library; the derive is the way to declare an
+/// entity's defaults where it is defined.
 ///
-/// [`CacheLayerBuilder::entity`](crate::CacheLayerBuilder::entity) starts from
-/// `E::cache_config()`, so the builder overrides the derive setting by setting.
+/// [`CacheLayerBuilder::cached`](crate::CacheLayerBuilder::cached) starts from
+/// `E::cache_config()` (and `E::model_codec()`), so the builder overrides the derive setting
+/// by setting.
 ///
 /// ```
 /// use sea_orm::entity::prelude::*;
@@ -51,9 +54,12 @@ pub trait CachedEntity: EntityTrait {
     /// [`CacheConfig::default`].
     fn cache_config() -> CacheConfig;
 
-    /// How write-behind stores a model in the outbox table. `#[derive(Cached)]` fills it in
-    /// when the `Model` implements serde's `Serialize` and `Deserialize` (as JSON); `None`
-    /// otherwise, and such an entity cannot use [`Policy::WriteBehind`](crate::Policy).
+    /// How write-behind stores a model in the outbox table. `#[derive(Cached)]` returns the
+    /// JSON codec when `#[cache(policy = "write_behind")]` is declared (the `Model` must then
+    /// implement serde's `Serialize` and `Deserialize`, checked at compile time), and `None`
+    /// otherwise: such an entity is made write-behind in the builder with
+    /// [`CacheLayerBuilder::write_behind`](crate::CacheLayerBuilder::write_behind), which
+    /// states the serde bound itself.
     fn model_codec() -> Option<ModelCodec<Self::Model>> {
         None
     }
@@ -77,61 +83,12 @@ impl<M> Clone for ModelCodec<M> {
 impl<M> Copy for ModelCodec<M> {}
 
 impl<M: serde::Serialize + serde::de::DeserializeOwned> ModelCodec<M> {
+    // (The only constructor: a codec is always a bound the compiler checked.)
     /// The JSON codec of a serde model.
     pub fn json() -> Self {
         Self {
             encode: |model| serde_json::to_string(model).map_err(|e| e.to_string()),
             decode: |text| serde_json::from_str(text).map_err(|e| e.to_string()),
-        }
-    }
-}
-
-/// Support for `#[derive(Cached)]`; not public API.
-#[doc(hidden)]
-pub mod __private {
-    use std::marker::PhantomData;
-
-    use super::ModelCodec;
-
-    /// Picks the JSON codec when `M` is a serde model, and `None` otherwise, by autoref
-    /// specialisation (the derive calls `(&Probe::<Model>::new()).codec()` on a concrete type).
-    #[derive(Debug)]
-    pub struct Probe<M>(PhantomData<M>);
-
-    impl<M> Probe<M> {
-        /// A probe for `M`.
-        pub fn new() -> Self {
-            Self(PhantomData)
-        }
-    }
-
-    impl<M> Default for Probe<M> {
-        fn default() -> Self {
-            Self::new()
-        }
-    }
-
-    /// Chosen when `M` is a serde model.
-    pub trait ViaSerde<M> {
-        /// The JSON codec.
-        fn codec(&self) -> Option<ModelCodec<M>>;
-    }
-
-    impl<M: serde::Serialize + serde::de::DeserializeOwned> ViaSerde<M> for Probe<M> {
-        fn codec(&self) -> Option<ModelCodec<M>> {
-            Some(ModelCodec::json())
-        }
-    }
-
-    /// Chosen otherwise.
-    pub trait WithoutSerde<M> {
-        /// No codec.
-        fn codec(&self) -> Option<ModelCodec<M>>;
-    }
-
-    impl<M> WithoutSerde<M> for &Probe<M> {
-        fn codec(&self) -> Option<ModelCodec<M>> {
-            None
         }
     }
 }

@@ -45,7 +45,7 @@ fn locked(buffer: &Mutex<Vec<Effect>>) -> MutexGuard<'_, Vec<Effect>> {
 ///
 /// let db = Database::connect("sqlite::memory:").await?;
 /// db.execute(&Schema::new(db.get_database_backend()).create_table_from_entity(user::Entity)).await?;
-/// let cache = CacheLayer::builder(db).entity::<user::Entity>(|c| c).build().await?;
+/// let cache = CacheLayer::builder(db).cached::<user::Entity>(|c| c).build().await?;
 /// let conn = cache.connection();
 ///
 /// // Plain SeaORM code, unchanged, on the cached connection.
@@ -53,7 +53,7 @@ fn locked(buffer: &Mutex<Vec<Effect>>) -> MutexGuard<'_, Vec<Effect>> {
 ///     email: Set("ada@example.com".into()), name: Set("Ada".into()),
 ///     bio: Set(String::new()), updated_at: Set(0), ..Default::default()
 /// }.insert(&conn).await?;
-/// let users = cache.repository::<user::Entity>();
+/// let users = cache.repository::<user::Entity>()?;
 /// users.get(ada.id).await?;                                   // cached
 /// user::ActiveModel { id: Unchanged(ada.id), name: Set("Ada L.".into()), ..Default::default() }
 ///     .update(&conn).await?;                                  // invalidates ada.id

@@ -14,9 +14,16 @@ pub enum Error {
     Db(#[from] DbErr),
     /// `repository::<E>()` was asked for an entity the layer was not built with.
     #[error(
-        "entity `{entity}` is not registered with this CacheLayer; add `.entity::<E>(..)` to the builder"
+        "entity `{entity}` is not registered with this CacheLayer; add `.cached::<E>(..)` (or `.cached` / `.write_behind`) to the builder"
     )]
     NotRegistered {
+        /// Table name of the entity.
+        entity: &'static str,
+    },
+    /// The builder registered one entity more than once (`build()` refuses it rather than pick
+    /// one of the configurations).
+    #[error("entity `{entity}` is registered twice with this CacheLayer's builder")]
+    DuplicateEntity {
         /// Table name of the entity.
         entity: &'static str,
     },
@@ -40,10 +47,10 @@ pub enum Error {
         /// Table name of the entity.
         entity: &'static str,
     },
-    /// A write-behind entity whose `Model` has no outbox codec (it is not serde
-    /// `Serialize + Deserialize`, or implements `CachedEntity` by hand without one).
+    /// A write-behind entity registered without an outbox codec: with `.cached::<E>(..)` or
+    /// `.cached::<E>(..)` whose `#[derive(Cached)]` does not declare write-behind.
     #[error(
-        "entity `{entity}` cannot use write-behind: its Model must implement serde's Serialize and Deserialize (or CachedEntity::model_codec) so the outbox can store it"
+        "entity `{entity}` cannot use write-behind without an outbox codec: register it with `.write_behind::<E>(..)` (its Model must implement serde's Serialize and Deserialize)"
     )]
     NotSerializable {
         /// Table name of the entity.

@@ -10,26 +10,23 @@ use sea_orm::{
     PrimaryKeyToColumn, PrimaryKeyTrait, TryIntoModel,
 };
 
-use crate::cached::CachedEntity;
-
 /// The primary-key type of entity `E`: the cache key of its store.
 pub type KeyOf<E> = <<E as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType;
 
-/// An entity the cache can hold: it declares its cache configuration ([`CachedEntity`], from
-/// `#[derive(Cached)]`), its models are cheap to share and its primary key is hashable.
+/// An entity the cache can hold: any SeaORM entity whose primary-key type is
+/// `Hash + Eq + Clone` (all integer, string and UUID keys, and tuples of them).
 ///
-/// Implemented for every SeaORM entity that implements [`CachedEntity`] and whose primary-key
-/// type is `Hash + Eq + Clone` (all integer, string and UUID keys, and tuples of them); there is
-/// nothing to implement by hand.
+/// Implemented for every such entity, including those of an entity crate that does not depend
+/// on this library (as `sea-orm-cli generate entity` writes them); there is nothing to
+/// implement by hand. `#[derive(Cached)]` ([`CachedEntity`](crate::CachedEntity)) is optional:
+/// it declares the entity's defaults where it is defined.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be cached: add `#[derive(Cached)]` to its `Model`",
+    message = "`{Self}` cannot be cached: its primary key must be `Hash + Eq + Clone`",
     label = "not a cacheable entity",
-    note = "an entity is cached when its `Model` has `#[derive(Cached)]` next to `DeriveEntityModel` \
-            (`#[cache(...)]` configures it) and its primary key is `Hash + Eq + Clone`"
+    note = "any SeaORM entity whose primary key is `Hash + Eq + Clone` (integers, strings, UUIDs and tuples of them) can be cached"
 )]
 pub trait CacheableEntity:
-    CachedEntity
-    + EntityTrait<
+    EntityTrait<
         Model: Sync + IntoActiveModel<<Self as EntityTrait>::ActiveModel> + 'static,
         ActiveModel: Send + Sync + TryIntoModel<<Self as EntityTrait>::Model> + 'static,
         PrimaryKey: PrimaryKeyTrait<ValueType: Hash + Eq + Clone + Sync + 'static>,
@@ -41,8 +38,7 @@ pub trait CacheableEntity:
 }
 
 impl<E> CacheableEntity for E where
-    E: CachedEntity
-        + EntityTrait<
+    E: EntityTrait<
             Model: Sync + IntoActiveModel<<E as EntityTrait>::ActiveModel> + 'static,
             ActiveModel: Send + Sync + TryIntoModel<<E as EntityTrait>::Model> + 'static,
             PrimaryKey: PrimaryKeyTrait<ValueType: Hash + Eq + Clone + Sync + 'static>,
@@ -143,6 +139,7 @@ pub fn key_text(values: ValueTuple) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a failure is the report.
 mod tests {
     use sea_orm::sea_query::{IntoValueTuple, ValueTuple};
 

@@ -12,8 +12,9 @@ use std::pin::Pin;
 
 use sea_orm::{DatabaseConnection, DbErr, TransactionError, TransactionTrait};
 
+use crate::cached::{CachedEntity, ModelCodec};
 use crate::clock::Clock;
-use crate::config::CacheConfig;
+use crate::config::{CacheConfig, Policy};
 use crate::connection::{CachedConnection, CachedTransaction};
 use crate::error::{Error, Result};
 use crate::invalidation::Tables;
@@ -55,9 +56,15 @@ struct Registered {
     background: Arc<dyn Background>,
 }
 
-type Register = Box<
-    dyn FnOnce(&DatabaseConnection, &Clock, &mut Tables) -> Result<(TypeId, Registered)> + Send,
->;
+type Register =
+    Box<dyn FnOnce(&DatabaseConnection, &Clock, &mut Tables) -> Result<Registered> + Send>;
+
+/// One `entity` / `cached` / `write_behind` call, run at `build`.
+struct Registration {
+    id: TypeId,
+    name: &'static str,
+    register: Register,
+}
 
 /// Builds a [`CacheLayer`]; from [`CacheLayer::builder`].
 #[must_use]
@@ -65,7 +72,7 @@ pub struct CacheLayerBuilder {
     db: DatabaseConnection,
     create_outbox_tables: bool,
     clock: Option<Clock>,
-    entities: Vec<Register>,
+    entities: Vec<Registration>,
 }
 
 impl fmt::Debug for CacheLayerBuilder {
@@ -77,43 +84,101 @@ impl fmt::Debug for CacheLayerBuilder {
 }
 
 impl CacheLayerBuilder {
-    /// Caches entity `E`; `configure` receives the entity's own configuration (its
-    /// `#[derive(Cached)]`, [`CachedEntity::cache_config`](crate::CachedEntity::cache_config))
-    /// and returns the one to use. Registering an entity twice keeps the last configuration.
+    /// Caches entity `E`, any SeaORM entity (one from an entity crate that knows nothing of
+    /// this library included); `configure` receives [`CacheConfig::default`] and returns the
+    /// configuration to use. Write-behind needs the outbox codec, which this method cannot
+    /// supply: register a write-behind entity with [`write_behind`](Self::write_behind)
+    /// ([`build`](Self::build) refuses one registered here, [`Error::NotSerializable`]).
     ///
     /// ```no_run
     /// # async fn demo(db: sea_orm::DatabaseConnection) -> sea_orm_cache::Result<()> {
     /// use std::time::Duration;
     /// use sea_orm_cache::{CacheLayer, Policy};
     /// let cache = CacheLayer::builder(db)
-    ///     .entity::<entity::user::Entity>(|c| c.policy(Policy::WriteThrough).ttl(Duration::from_secs(60)))
+    ///     .cached::<entity::user::Entity>(|c| c.policy(Policy::WriteThrough).ttl(Duration::from_secs(60)))
     ///     .build()
     ///     .await?;
     /// # Ok(()) }
     /// ```
     pub fn entity<E: CacheableEntity>(
-        mut self,
+        self,
         configure: impl FnOnce(CacheConfig) -> CacheConfig + Send + 'static,
     ) -> Self {
-        self.entities.push(Box::new(move |db, clock, tables| {
-            let config = configure(E::cache_config());
-            let cache = Arc::new(EntityCache::<E>::new(db.clone(), config, clock.clone())?);
-            tables.insert(cache.clone());
-            crate::hooks::register(&cache);
-            let registered = Registered {
-                cache: cache.clone(),
-                background: cache,
-            };
-            Ok((TypeId::of::<E>(), registered))
-        }));
-        self
+        self.register::<E>(move || (configure(CacheConfig::default()), None))
     }
 
-    /// Caches entity `E` with exactly `config`, in place of its `#[derive(Cached)]`
-    /// configuration: for a configuration read from a config file (`CacheConfig` implements
-    /// serde's `Deserialize`; [`CacheConfig::overlay`] reads one over the derive's).
+    /// Caches entity `E` under write-behind: like [`entity`](Self::entity), with
+    /// `configure` receiving [`CacheConfig::default`] set to [`Policy::WriteBehind`], and the
+    /// JSON outbox codec, which is why `E::Model` must implement serde's `Serialize` and
+    /// `Deserialize` (a compile error otherwise; `sea-orm-cli generate entity --with-serde
+    /// both` writes such models).
+    pub fn write_behind<E>(
+        self,
+        configure: impl FnOnce(CacheConfig) -> CacheConfig + Send + 'static,
+    ) -> Self
+    where
+        E: CacheableEntity,
+        E::Model: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.register::<E>(move || {
+            let config = configure(CacheConfig::default().policy(Policy::WriteBehind));
+            (config, Some(ModelCodec::json()))
+        })
+    }
+
+    /// Caches entity `E` starting from the configuration its `#[derive(Cached)]` declares
+    /// ([`CachedEntity::cache_config`], and its outbox codec when it declares write-behind);
+    /// `configure` overrides it setting by setting.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: sea_orm::DatabaseConnection) -> sea_orm_cache::Result<()> {
+    /// use std::time::Duration;
+    /// use sea_orm_cache::CacheLayer;
+    /// let cache = CacheLayer::builder(db)
+    ///     .cached::<entity::user::Entity>(|c| c.ttl(Duration::from_secs(60))) // the derive's, TTL changed
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cached<E: CacheableEntity + CachedEntity>(
+        self,
+        configure: impl FnOnce(CacheConfig) -> CacheConfig + Send + 'static,
+    ) -> Self {
+        self.register::<E>(move || (configure(E::cache_config()), E::model_codec()))
+    }
+
+    /// Caches entity `E` with exactly `config` (for a configuration read from a config file:
+    /// `CacheConfig` implements serde's `Deserialize`, and [`CacheConfig::overlay`] reads one
+    /// over a derive's). As [`entity`](Self::entity): no outbox codec.
     pub fn entity_config<E: CacheableEntity>(self, config: CacheConfig) -> Self {
         self.entity::<E>(move |_| config)
+    }
+
+    fn register<E: CacheableEntity>(
+        mut self,
+        config: impl FnOnce() -> (CacheConfig, Option<ModelCodec<E::Model>>) + Send + 'static,
+    ) -> Self {
+        let register: Register = Box::new(move |db, clock, tables| {
+            let (config, codec) = config();
+            let cache = Arc::new(EntityCache::<E>::new(
+                db.clone(),
+                config,
+                clock.clone(),
+                codec,
+            )?);
+            tables.insert(cache.clone());
+            crate::hooks::register(&cache);
+            Ok(Registered {
+                cache: cache.clone(),
+                background: cache,
+            })
+        });
+        self.entities.push(Registration {
+            id: TypeId::of::<E>(),
+            name: sea_orm::EntityName::table_name(&E::default()),
+            register,
+        });
+        self
     }
 
     /// Creates the write-behind outbox and dead-letter tables at [`build`](Self::build) if
@@ -137,6 +202,7 @@ impl CacheLayerBuilder {
     /// runtime.
     ///
     /// # Errors
+    /// [`Error::DuplicateEntity`] if an entity was registered twice;
     /// [`Error::NotSerializable`] for a write-behind entity without an outbox codec;
     /// [`Error::OutboxUnavailable`] if a write-behind entity's outbox table cannot be read;
     /// [`Error::Db`] if creating the outbox tables failed.
@@ -145,11 +211,18 @@ impl CacheLayerBuilder {
         if self.create_outbox_tables {
             crate::outbox::create_tables(&self.db).await?;
         }
+        for (i, registration) in self.entities.iter().enumerate() {
+            if self.entities[..i].iter().any(|r| r.id == registration.id) {
+                return Err(Error::DuplicateEntity {
+                    entity: registration.name,
+                });
+            }
+        }
         let mut tables = Tables::default();
         let entities = self
             .entities
             .into_iter()
-            .map(|register| register(&self.db, &clock, &mut tables))
+            .map(|r| Ok((r.id, (r.register)(&self.db, &clock, &mut tables)?)))
             .collect::<Result<HashMap<_, _>>>()?;
         for registered in entities.values() {
             registered.background.check().await?;
@@ -189,10 +262,10 @@ struct LayerInner {
 /// db.execute(&schema.create_table_from_entity(user::Entity)).await?;
 ///
 /// let cache = CacheLayer::builder(db)
-///     .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+///     .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
 ///     .build()
 ///     .await?;
-/// let users = cache.repository::<user::Entity>();
+/// let users = cache.repository::<user::Entity>()?;
 /// let ada = users
 ///     .insert(user::ActiveModel {
 ///         email: Set("ada@example.com".into()),
@@ -233,23 +306,11 @@ impl CacheLayer {
         }
     }
 
-    /// The repository of entity `E`.
-    ///
-    /// # Panics
-    /// If `E` was not registered with [`CacheLayerBuilder::entity`]; see
-    /// [`try_repository`](Self::try_repository).
-    pub fn repository<E: CacheableEntity>(&self) -> Repository<E> {
-        match self.try_repository::<E>() {
-            Ok(repository) => repository,
-            Err(err) => panic!("{err}"),
-        }
-    }
-
-    /// The repository of entity `E`, or [`Error::NotRegistered`].
+    /// The repository of entity `E`. Cheap: clone it, or ask again.
     ///
     /// # Errors
     /// [`Error::NotRegistered`] if `E` was not registered with the builder.
-    pub fn try_repository<E: CacheableEntity>(&self) -> Result<Repository<E>> {
+    pub fn repository<E: CacheableEntity>(&self) -> Result<Repository<E>> {
         self.inner
             .entities
             .get(&TypeId::of::<E>())
@@ -285,8 +346,8 @@ impl CacheLayer {
     ///
     /// let db = Database::connect("sqlite::memory:").await?;
     /// db.execute(&Schema::new(db.get_database_backend()).create_table_from_entity(user::Entity)).await?;
-    /// let cache = CacheLayer::builder(db).entity::<user::Entity>(|c| c).build().await?;
-    /// let users = cache.repository::<user::Entity>();
+    /// let cache = CacheLayer::builder(db).cached::<user::Entity>(|c| c).build().await?;
+    /// let users = cache.repository::<user::Entity>()?;
     /// let ada = users.insert(user::ActiveModel {
     ///     email: Set("ada@example.com".into()), name: Set("Ada".into()),
     ///     bio: Set(String::new()), updated_at: Set(0), ..Default::default()

@@ -47,10 +47,10 @@
 //!     db.execute(&schema.create_table_from_entity(user::Entity)).await?;
 //!
 //!     let cache = CacheLayer::builder(db)
-//!         .entity::<user::Entity>(|c| c) // the derive's settings; change any of them here
+//!         .cached::<user::Entity>(|c| c) // the derive's settings; change any of them here
 //!         .build()
 //!         .await?;
-//!     let users = cache.repository::<user::Entity>();
+//!     let users = cache.repository::<user::Entity>()?;
 //!
 //!     let ada = users
 //!         .insert(user::ActiveModel {
@@ -76,16 +76,23 @@
 //!
 //!     let stats = users.stats();
 //!     assert_eq!((stats.hits, stats.negative_hits, stats.loads), (1, 1, 3));
-//!     assert_eq!(cache.repository::<user::Entity>().stats().hits, 1); // one store per entity
+//!     assert_eq!(cache.repository::<user::Entity>()?.stats().hits, 1); // one store per entity
 //!     cache.shutdown().await?; // applies pending write-behind writes, stops background tasks
 //!     Ok(())
 //! }
 //! ```
 //!
-//! An entity without `#[derive(Cached)]` cannot be cached: `cache.repository::<E>()` does not
-//! compile ([`CachedEntity`]). A service may also read entity configurations from its own
-//! config file: [`CacheConfig`] implements serde's `Deserialize`, and
-//! [`CacheLayerBuilder::entity_config`] applies one.
+//! The derive is optional. Any SeaORM entity can be cached, one from an entity crate that
+//! does not depend on this library included (as `sea-orm-cli generate entity` writes them):
+//! [`CacheLayerBuilder::entity`] registers it from the default configuration, and
+//! [`CacheLayerBuilder::write_behind`] registers it under write-behind (its `Model` must then
+//! implement serde's `Serialize` and `Deserialize`, for the outbox).
+//! [`CacheLayerBuilder::cached`] starts from what `#[derive(Cached)]` declares
+//! ([`CachedEntity`]). A service may also read entity configurations from its own config file:
+//! [`CacheConfig`] implements serde's `Deserialize`, and [`CacheLayerBuilder::entity_config`]
+//! applies one. Registering an entity twice is an error from `build()`
+//! ([`Error::DuplicateEntity`]), and so is asking `repository::<E>()` for an entity never
+//! registered ([`Error::NotRegistered`]).
 //!
 //! Write-behind writes are durable once acknowledged: each is a committed row of the outbox
 //! table ([`outbox`]), applied to the entity's table later by a background flusher, resumed by
@@ -112,8 +119,6 @@ mod sql;
 mod stats;
 mod store;
 
-#[doc(hidden)]
-pub use cached::__private;
 pub use cached::{CachedEntity, ModelCodec};
 pub use clock::Clock;
 pub use config::{CacheConfig, Policy, WriteBehindConfig};

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use sea_orm::sea_query::IntoValueTuple;
 use sea_orm::{DatabaseConnection, QueryFilter, Select};
 
+use crate::cached::ModelCodec;
 use crate::clock::Clock;
 use crate::config::{CacheConfig, Policy};
 use crate::connection::CachedTransaction;
@@ -43,8 +44,14 @@ impl<E: CacheableEntity> fmt::Debug for EntityCache<E> {
 }
 
 impl<E: CacheableEntity> EntityCache<E> {
-    /// Builds the entity's store; a write-behind entity also starts its outbox flusher.
-    pub(crate) fn new(db: DatabaseConnection, config: CacheConfig, clock: Clock) -> Result<Self> {
+    /// Builds the entity's store; a write-behind entity also starts its outbox flusher, and
+    /// needs `codec` ([`Error::NotSerializable`] without one).
+    pub(crate) fn new(
+        db: DatabaseConnection,
+        config: CacheConfig,
+        clock: Clock,
+        codec: Option<ModelCodec<E::Model>>,
+    ) -> Result<Self> {
         let name = E::default().table_name();
         let counters = Arc::new(Counters::default());
         let store = Arc::new(Store::new(&config, clock, counters.clone()));
@@ -52,6 +59,7 @@ impl<E: CacheableEntity> EntityCache<E> {
             Policy::WriteBehind => Some(Outbox::<E>::start(
                 db.clone(),
                 name,
+                codec.ok_or(Error::NotSerializable { entity: name })?,
                 config.write_behind.clone(),
                 counters.clone(),
                 store.clone(),

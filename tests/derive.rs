@@ -32,7 +32,9 @@ mod everything {
     use sea_orm::entity::prelude::*;
     use sea_orm_cache::Cached;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Cached)]
+    #[derive(
+        Clone, Debug, PartialEq, DeriveEntityModel, Cached, serde::Serialize, serde::Deserialize,
+    )]
     #[sea_orm(table_name = "everything_rows")]
     #[cache(
         policy = "write_behind",
@@ -136,11 +138,11 @@ async fn the_builder_starts_from_the_derive_and_overrides_it() {
 
     // Registered as is: the derive's cache-aside policy holds, so `get` needs a loader.
     let cache = CacheLayer::builder(db.clone())
-        .entity::<aside::Entity>(|c| c)
+        .cached::<aside::Entity>(|c| c)
         .build()
         .await
         .unwrap();
-    let rows = cache.repository::<aside::Entity>();
+    let rows = cache.repository::<aside::Entity>().unwrap();
     assert_eq!(rows.config(), &aside::Entity::cache_config());
     assert!(matches!(
         rows.get(1).await,
@@ -149,11 +151,11 @@ async fn the_builder_starts_from_the_derive_and_overrides_it() {
 
     // The builder's policy wins; the derive's negative TTL is kept.
     let cache = CacheLayer::builder(db)
-        .entity::<aside::Entity>(|c| c.policy(Policy::ReadThrough))
+        .cached::<aside::Entity>(|c| c.policy(Policy::ReadThrough))
         .build()
         .await
         .unwrap();
-    let rows = cache.repository::<aside::Entity>();
+    let rows = cache.repository::<aside::Entity>().unwrap();
     assert_eq!(rows.config().policy, Policy::ReadThrough);
     assert_eq!(rows.config().negative_ttl, Some(Duration::from_secs(3_600)));
     assert_eq!(rows.get(1).await.unwrap(), None);
@@ -177,7 +179,7 @@ async fn a_config_read_with_serde_wins_over_the_derive() {
         .build()
         .await
         .unwrap();
-    let rows = cache.repository::<aside::Entity>();
+    let rows = cache.repository::<aside::Entity>().unwrap();
     assert_eq!(rows.config(), &loaded);
     assert_eq!(rows.config().ttl, Duration::from_secs(120));
     assert_eq!(rows.config().negative_ttl, None);
@@ -192,7 +194,7 @@ async fn a_config_read_with_serde_wins_over_the_derive() {
         .build()
         .await
         .unwrap();
-    let rows = cache.repository::<aside::Entity>();
+    let rows = cache.repository::<aside::Entity>().unwrap();
     assert_eq!(rows.config().policy, Policy::ReadThrough);
     assert_eq!(rows.config().ttl, Duration::from_secs(120));
     assert_eq!(rows.config().ttl_jitter, 0.0);

@@ -104,8 +104,8 @@ async fn script(addr: SocketAddr) -> Vec<(u16, Value)> {
 async fn cached_service_reads_from_the_cache_and_writes_through_it_invalidate() {
     let (db, selects) = database().await;
     let cache = service::cache_layer(db).await.unwrap();
-    let users = cache.repository::<entity::user::Entity>();
-    let addr = start(service::cached::router(&cache)).await;
+    let users = cache.repository::<entity::user::Entity>().unwrap();
+    let addr = start(service::cached::router(&cache).unwrap()).await;
     let selects = || selects.load(Ordering::SeqCst);
 
     let (status, ada) = request(
@@ -164,7 +164,7 @@ async fn plain_service_queries_on_every_read() {
 async fn both_services_answer_the_same() {
     let plain = start(service::plain::router(database().await.0)).await;
     let cache = service::cache_layer(database().await.0).await.unwrap();
-    let cached = start(service::cached::router(&cache)).await;
+    let cached = start(service::cached::router(&cache).unwrap()).await;
     let answers = script(plain).await;
     let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
     assert_eq!(statuses, [201, 200, 200, 200, 200, 204, 404, 404, 404]);

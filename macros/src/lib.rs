@@ -59,7 +59,7 @@ const WRITE_BEHIND_KEYS: [&str; 3] = ["batch", "max_delay", "max_pending"];
 /// unknown policy (the nearest name is suggested), `write_behind(..)` under another policy, a
 /// zero capacity, batch or bound, a jitter over 100%, or a setting given twice.
 ///
-/// The builder still has the last word: `CacheLayer::builder(db).entity::<E>(|c| ..)` starts
+/// The builder still has the last word: `CacheLayer::builder(db).cached::<E>(|c| ..)` starts
 /// from this configuration and may change any of it.
 #[proc_macro_derive(Cached, attributes(cache))]
 pub fn derive_cached(input: TokenStream) -> TokenStream {
@@ -84,6 +84,17 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
     let calls = settings.setter_calls();
     let entity = Ident::new("Entity", input.ident.span());
     let model = &input.ident;
+    // A declared write-behind entity needs its outbox codec: a serde bound the compiler checks
+    // here. Any other entity has none (the builder's `write_behind` adds it with the bound).
+    let codec = if settings.declares_write_behind() {
+        quote! {
+            fn model_codec() -> ::core::option::Option<::sea_orm_cache::ModelCodec<#model>> {
+                ::core::option::Option::Some(::sea_orm_cache::ModelCodec::json())
+            }
+        }
+    } else {
+        quote! {}
+    };
     Ok(quote! {
         #[automatically_derived]
         impl ::sea_orm_cache::CachedEntity for #entity {
@@ -91,11 +102,7 @@ fn expand(input: &DeriveInput) -> Result<TokenStream2> {
                 ::sea_orm_cache::CacheConfig::default() #calls
             }
 
-            fn model_codec() -> ::core::option::Option<::sea_orm_cache::ModelCodec<#model>> {
-                #[allow(unused_imports)]
-                use ::sea_orm_cache::__private::{ViaSerde as _, WithoutSerde as _};
-                (&::sea_orm_cache::__private::Probe::<#model>::new()).codec()
-            }
+            #codec
         }
     })
 }
@@ -155,6 +162,12 @@ impl Settings {
             }
             _ => Err(unknown(&meta.path, &key, &KEYS, "#[cache(...)] setting")),
         }
+    }
+
+    /// Whether `policy = "write_behind"` is declared.
+    fn declares_write_behind(&self) -> bool {
+        self.policy
+            .is_some_and(|(index, _)| parse::POLICIES[index] == parse::POLICIES[3])
     }
 
     /// Checks across settings: `write_behind(...)` needs the write-behind policy.

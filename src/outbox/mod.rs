@@ -173,11 +173,11 @@ impl<E: CacheableEntity> Outbox<E> {
     pub(crate) fn start(
         db: DatabaseConnection,
         entity: &'static str,
+        codec: ModelCodec<E::Model>,
         config: WriteBehindConfig,
         counters: Arc<Counters>,
         store: Arc<Store<KeyOf<E>, E::Model>>,
     ) -> Result<Arc<Self>> {
-        let codec = E::model_codec().ok_or(Error::NotSerializable { entity })?;
         let outbox = Arc::new(Self {
             writer: writer::GroupWriter::start(db.clone(), counters.clone()),
             db,

@@ -334,11 +334,11 @@ pub async fn users_under(
     sea_orm_cache::Repository<entity::user::Entity>,
 ) {
     let cache = sea_orm_cache::CacheLayer::builder(t.db.clone())
-        .entity::<entity::user::Entity>(move |c| c.policy(policy))
+        .cached::<entity::user::Entity>(move |c| c.policy(policy))
         .build()
         .await
         .unwrap();
-    let users = cache.repository::<entity::user::Entity>();
+    let users = cache.repository::<entity::user::Entity>().unwrap();
     (cache, users)
 }
 
@@ -374,5 +374,25 @@ pub fn held_load(
         task,
         has_read,
         release,
+    }
+}
+
+/// Registers derive entity `E` under `policy`, from its `#[derive(Cached)]` settings with
+/// `configure` over them: through `.write_behind` for write-behind (it carries the serde codec
+/// the outbox needs), through `.cached` otherwise.
+pub fn register_under<E>(
+    builder: sea_orm_cache::CacheLayerBuilder,
+    policy: sea_orm_cache::Policy,
+    configure: impl FnOnce(sea_orm_cache::CacheConfig) -> sea_orm_cache::CacheConfig + Send + 'static,
+) -> sea_orm_cache::CacheLayerBuilder
+where
+    E: sea_orm_cache::CacheableEntity + sea_orm_cache::CachedEntity,
+    E::Model: serde::Serialize + serde::de::DeserializeOwned,
+{
+    match policy {
+        sea_orm_cache::Policy::WriteBehind => {
+            builder.write_behind::<E>(move |_| configure(E::cache_config().policy(policy)))
+        }
+        _ => builder.cached::<E>(move |c| configure(c.policy(policy))),
     }
 }

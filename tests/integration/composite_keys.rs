@@ -24,15 +24,14 @@ async fn in_table(db: &DatabaseConnection, key: (i64, i64)) -> Option<membership
 async fn every_operation_works_with_a_composite_key(t: TestDb) {
     for (n, policy) in POLICIES.into_iter().enumerate() {
         let org = n as i64 + 1;
-        let cache = CacheLayer::builder(t.db.clone())
-            .entity::<membership::Entity>(move |c| {
-                c.policy(policy)
-                    .write_behind(WriteBehindConfig::default().max_delay(Duration::from_secs(3600)))
+        let cache =
+            register_under::<membership::Entity>(CacheLayer::builder(t.db.clone()), policy, |c| {
+                c.write_behind(WriteBehindConfig::default().max_delay(Duration::from_secs(3600)))
             })
             .build()
             .await
             .unwrap();
-        let members = cache.repository::<membership::Entity>();
+        let members = cache.repository::<membership::Entity>().unwrap();
         let read = |key: (i64, i64)| {
             let members = members.clone();
             let db = t.db.clone();

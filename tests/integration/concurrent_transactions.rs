@@ -19,14 +19,14 @@ async fn every_concurrent_write_behind_transaction_commits(t: TestDb) {
         seed_profile(&t.db, key).await;
     }
     let cache = CacheLayer::builder(t.db.clone())
-        .entity::<profile::Entity>(|c| {
+        .cached::<profile::Entity>(|c| {
             c.policy(Policy::WriteBehind)
                 .write_behind(WriteBehindConfig::default().max_delay(Duration::from_millis(5)))
         })
         .build()
         .await
         .unwrap();
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     let mut tasks = Vec::new();
     for key in 1..=TASKS {
         let (cache, profiles) = (cache.clone(), profiles.clone());

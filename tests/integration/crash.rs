@@ -42,7 +42,7 @@ async fn writer_process() {
     let first_round: i64 = std::env::var(CHILD_FIRST_ROUND).unwrap().parse().unwrap();
     let db = sea_orm::Database::connect(url).await.unwrap();
     let cache = CacheLayer::builder(db)
-        .entity::<profile::Entity>(|c| {
+        .cached::<profile::Entity>(|c| {
             c.policy(Policy::WriteBehind).write_behind(
                 sea_orm_cache::WriteBehindConfig::default().max_delay(Duration::from_millis(20)),
             )
@@ -50,7 +50,7 @@ async fn writer_process() {
         .build()
         .await
         .unwrap();
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let profiles = profiles.clone();
@@ -168,7 +168,7 @@ async fn killed_writer_loses_no_acknowledged_write(t: TestDb) {
 
         // A fresh layer resumes the outbox and drains it.
         let cache = CacheLayer::builder(t.db.clone())
-            .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
+            .cached::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
             .build()
             .await
             .unwrap();

@@ -16,11 +16,11 @@ async fn users_with(
 ) -> (CacheLayer, Repository<user::Entity>) {
     let cache = CacheLayer::builder(t.db.clone())
         .clock(clock.clone())
-        .entity::<user::Entity>(move |c| configure(c.policy(Policy::ReadThrough)))
+        .cached::<user::Entity>(move |c| configure(c.policy(Policy::ReadThrough)))
         .build()
         .await
         .unwrap();
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>().unwrap();
     (cache, users)
 }
 

@@ -13,14 +13,14 @@ use crate::common::*;
 async fn db_error_on_a_miss_is_returned_and_not_cached(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
     let cache = CacheLayer::builder(t.db.clone())
-        .entity::<user::Entity>(|c| {
+        .cached::<user::Entity>(|c| {
             c.policy(Policy::ReadThrough)
                 .negative_ttl(Some(Duration::from_secs(60)))
         })
         .build()
         .await
         .unwrap();
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>().unwrap();
 
     t.rename_table("users", "users_gone").await;
     let err = users.get(u.id).await.unwrap_err();
@@ -51,7 +51,7 @@ async fn stale_if_error_serves_an_expired_entry_while_the_database_fails(t: Test
     let clock = Clock::manual();
     let cache = CacheLayer::builder(t.db.clone())
         .clock(clock.clone())
-        .entity::<user::Entity>(|c| {
+        .cached::<user::Entity>(|c| {
             c.ttl(Duration::from_secs(10))
                 .ttl_jitter(0.0)
                 .stale_if_error(Some(Duration::from_secs(60)))
@@ -59,7 +59,7 @@ async fn stale_if_error_serves_an_expired_entry_while_the_database_fails(t: Test
         .build()
         .await
         .unwrap();
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>().unwrap();
     users.get(u.id).await.unwrap();
 
     t.rename_table("users", "users_gone").await;

@@ -67,11 +67,11 @@ async fn hook_helpers_follow_the_connection_they_ran_on(t: TestDb) {
         .unwrap();
     }
     let cache = CacheLayer::builder(t.db.clone())
-        .entity::<note::Entity>(|c| c.policy(Policy::ReadThrough))
+        .cached::<note::Entity>(|c| c.policy(Policy::ReadThrough))
         .build()
         .await
         .unwrap();
-    let notes = cache.repository::<note::Entity>();
+    let notes = cache.repository::<note::Entity>().unwrap();
     for id in 1..=3 {
         notes.get(id).await.unwrap();
     }
@@ -94,7 +94,7 @@ async fn hook_helpers_follow_the_connection_they_ran_on(t: TestDb) {
     let txn = t.db.begin().await.unwrap();
     edit(3, "plain txn").update(&txn).await.unwrap();
     assert_eq!(notes.peek(&3), None, "invalidated at the write");
-    let reader = cache.repository::<note::Entity>();
+    let reader = cache.repository::<note::Entity>().unwrap();
     assert_eq!(
         reader.get(3).await.unwrap().unwrap().text,
         "first",

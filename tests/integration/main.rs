@@ -13,6 +13,7 @@ mod faults;
 mod hooks;
 mod outbox;
 mod outbox_schema;
+mod plain_entities;
 mod policies;
 mod retry;
 mod single_flight;

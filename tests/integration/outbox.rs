@@ -20,13 +20,13 @@ async fn profiles_with(
     write_behind: WriteBehindConfig,
 ) -> (CacheLayer, Repository<profile::Entity>) {
     let cache = CacheLayer::builder(t.db.clone())
-        .entity::<profile::Entity>(move |c| {
+        .cached::<profile::Entity>(move |c| {
             c.policy(Policy::WriteBehind).write_behind(write_behind)
         })
         .build()
         .await
         .unwrap();
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     (cache, profiles)
 }
 
@@ -408,7 +408,7 @@ async fn an_evicted_dirty_entry_reads_the_newest_acknowledged_value(t: TestDb) {
     let clock = Clock::manual();
     let cache = CacheLayer::builder(t.db.clone())
         .clock(clock.clone())
-        .entity::<profile::Entity>(|c| {
+        .cached::<profile::Entity>(|c| {
             c.policy(Policy::WriteBehind)
                 .capacity(4)
                 .ttl(Duration::from_secs(60))
@@ -417,7 +417,7 @@ async fn an_evicted_dirty_entry_reads_the_newest_acknowledged_value(t: TestDb) {
         .build()
         .await
         .unwrap();
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     for round in 1..=3 {
         for id in 1..=50 {
             profiles.update(visits(id, id * 100 + round)).await.unwrap();
@@ -451,7 +451,7 @@ async fn dirty_entries_are_not_evicted_before_they_are_flushed(t: TestDb) {
         seed_profile(&t.db, id).await;
     }
     let cache = CacheLayer::builder(t.db.clone())
-        .entity::<profile::Entity>(|c| {
+        .cached::<profile::Entity>(|c| {
             c.policy(Policy::WriteBehind)
                 .capacity(4)
                 .write_behind(one_window())
@@ -459,7 +459,7 @@ async fn dirty_entries_are_not_evicted_before_they_are_flushed(t: TestDb) {
         .build()
         .await
         .unwrap();
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     for id in 1..=50 {
         profiles.insert(new_profile(id, id + 1_000)).await.unwrap();
     }
@@ -498,11 +498,11 @@ async fn a_second_layer_reads_the_newest_acknowledged_value(t: TestDb) {
     let (writer, profiles) = profiles_with(&t, one_window()).await;
     let other_db = t.connect_again().await;
     let reader = CacheLayer::builder(other_db.clone())
-        .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind).write_behind(one_window()))
+        .cached::<profile::Entity>(|c| c.policy(Policy::WriteBehind).write_behind(one_window()))
         .build()
         .await
         .unwrap();
-    let elsewhere = reader.repository::<profile::Entity>();
+    let elsewhere = reader.repository::<profile::Entity>().unwrap();
 
     profiles.update(visits(1, 42)).await.unwrap();
     profiles.delete(1).await.unwrap();
@@ -581,7 +581,7 @@ async fn the_builder_can_create_the_outbox_tables(t: TestDb) {
         .await
         .unwrap();
     let without = CacheLayer::builder(t.db.clone())
-        .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
+        .cached::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
         .build()
         .await;
     assert!(
@@ -590,11 +590,11 @@ async fn the_builder_can_create_the_outbox_tables(t: TestDb) {
     );
     let cache = CacheLayer::builder(t.db.clone())
         .create_outbox_tables()
-        .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind).write_behind(one_window()))
+        .cached::<profile::Entity>(|c| c.policy(Policy::WriteBehind).write_behind(one_window()))
         .build()
         .await
         .unwrap();
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     profiles.insert(new_profile(1, 1)).await.unwrap();
     assert_eq!(t.count("sea_orm_cache_outbox").await, 1);
     cache.shutdown().await.unwrap();

@@ -64,11 +64,11 @@ fn one_window() -> WriteBehindConfig {
 
 async fn docs_on(db: &DatabaseConnection) -> (CacheLayer, Repository<doc::Entity>) {
     let cache = CacheLayer::builder(db.clone())
-        .entity::<doc::Entity>(|c| c.policy(Policy::WriteBehind).write_behind(one_window()))
+        .write_behind::<doc::Entity>(|c| c.write_behind(one_window()))
         .build()
         .await
         .unwrap();
-    let docs = cache.repository::<doc::Entity>();
+    let docs = cache.repository::<doc::Entity>().unwrap();
     (cache, docs)
 }
 
@@ -142,11 +142,11 @@ async fn mysql_index_columns(db: &DatabaseConnection) -> i64 {
 /// A profile written behind round-trips: acknowledged as an outbox row, applied by the flush.
 async fn a_profile_round_trips(db: &DatabaseConnection, user_id: i64) {
     let cache = CacheLayer::builder(db.clone())
-        .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind).write_behind(one_window()))
+        .cached::<profile::Entity>(|c| c.policy(Policy::WriteBehind).write_behind(one_window()))
         .build()
         .await
         .unwrap();
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     profiles
         .insert(profile::ActiveModel {
             user_id: Set(user_id),
@@ -172,7 +172,7 @@ async fn creating_the_outbox_tables_again_changes_nothing(t: TestDb) {
     for start in 1..=2 {
         let cache = CacheLayer::builder(t.db.clone())
             .create_outbox_tables()
-            .entity::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
+            .cached::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
             .build()
             .await
             .unwrap_or_else(|e| panic!("start {start} with create_outbox_tables: {e}"));

@@ -12,9 +12,8 @@ use sea_orm_cache::{CacheLayer, Error, Policy, WriteBehindConfig};
 use crate::common::*;
 
 async fn layer(t: &TestDb, policy: Policy) -> CacheLayer {
-    CacheLayer::builder(t.db.clone())
-        .entity::<user::Entity>(move |c| c.policy(policy))
-        .entity::<profile::Entity>(move |c| {
+    register_under::<user::Entity>(CacheLayer::builder(t.db.clone()), policy, |c| c)
+        .cached::<profile::Entity>(move |c| {
             c.policy(policy)
                 .write_behind(WriteBehindConfig::default().max_delay(Duration::from_secs(3600)))
         })
@@ -54,7 +53,7 @@ async fn table_profile(db: &DatabaseConnection, id: i64) -> Option<profile::Mode
 async fn cache_aside_loads_through_the_caller(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
     let cache = layer(&t, Policy::CacheAside).await;
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let load = |id: i64| {
         let db = t.db.clone();
@@ -110,7 +109,7 @@ async fn cache_aside_loads_through_the_caller(t: TestDb) {
 async fn read_through_loads_by_key_and_invalidates_on_write(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
     let cache = layer(&t, Policy::ReadThrough).await;
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>().unwrap();
 
     t.log.clear();
     assert_eq!(users.get(u.id).await.unwrap().as_deref(), Some(&u));
@@ -149,7 +148,7 @@ async fn read_through_loads_by_key_and_invalidates_on_write(t: TestDb) {
 async fn write_through_caches_the_row_the_database_returned(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
     let cache = layer(&t, Policy::WriteThrough).await;
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>().unwrap();
 
     let updated = users.update(rename(u.id, "renamed")).await.unwrap();
     assert_eq!(updated.name, "renamed");
@@ -184,8 +183,8 @@ async fn write_behind_acknowledges_before_the_table(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
     let p = seed_profile(&t.db, u.id).await;
     let cache = layer(&t, Policy::WriteBehind).await;
-    let profiles = cache.repository::<profile::Entity>();
-    let users = cache.repository::<user::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
+    let users = cache.repository::<user::Entity>().unwrap();
 
     let updated = profiles
         .update(profile::ActiveModel {
@@ -277,7 +276,7 @@ async fn get_many_loads_all_misses_in_one_query(t: TestDb) {
         ids.push(seed_user(&t.db, n).await.id);
     }
     let cache = layer(&t, Policy::ReadThrough).await;
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>().unwrap();
     users.get(ids[0]).await.unwrap();
 
     t.log.clear();
@@ -300,7 +299,7 @@ async fn warm_fills_from_a_select(t: TestDb) {
         ids.push(seed_user(&t.db, n).await.id);
     }
     let cache = layer(&t, Policy::ReadThrough).await;
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>().unwrap();
     assert_eq!(users.warm(user::Entity::find()).await.unwrap(), 10);
     t.log.clear();
     for id in ids {

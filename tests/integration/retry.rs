@@ -98,7 +98,7 @@ async fn postgres_a_key_refused_as_transient_every_time_is_dead_lettered() {
             .await
             .unwrap();
             let cache = CacheLayer::builder(t.db.clone())
-                .entity::<profile::Entity>(|c| {
+                .cached::<profile::Entity>(|c| {
                     c.policy(Policy::WriteBehind).write_behind(
                         WriteBehindConfig::default().max_delay(Duration::from_secs(3600)),
                     )
@@ -106,7 +106,7 @@ async fn postgres_a_key_refused_as_transient_every_time_is_dead_lettered() {
                 .build()
                 .await
                 .unwrap();
-            let profiles = cache.repository::<profile::Entity>();
+            let profiles = cache.repository::<profile::Entity>().unwrap();
             for (key, visits) in [(1, 2_000_000), (2, 5)] {
                 profiles
                     .update(profile::ActiveModel {

@@ -19,14 +19,14 @@ async fn write_behind(
     max_delay: Duration,
 ) -> (CacheLayer, Repository<profile::Entity>) {
     let cache = CacheLayer::builder(t.db.clone())
-        .entity::<profile::Entity>(move |c| {
+        .cached::<profile::Entity>(move |c| {
             c.policy(Policy::WriteBehind)
                 .write_behind(WriteBehindConfig::default().max_delay(max_delay))
         })
         .build()
         .await
         .unwrap();
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     (cache, profiles)
 }
 
@@ -192,11 +192,11 @@ async fn warming_again_counts_replacements_not_evictions(t: TestDb) {
         seed_profile(&t.db, key).await;
     }
     let cache = CacheLayer::builder(t.db.clone())
-        .entity::<profile::Entity>(|c| c.policy(Policy::ReadThrough))
+        .cached::<profile::Entity>(|c| c.policy(Policy::ReadThrough))
         .build()
         .await
         .unwrap();
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     profiles.warm(profile::Entity::find()).await.unwrap();
     profiles.warm(profile::Entity::find()).await.unwrap();
     let stats = profiles.stats();

@@ -15,7 +15,7 @@ use crate::common::*;
 
 async fn layer(t: &TestDb, write_behind: WriteBehindConfig) -> CacheLayer {
     CacheLayer::builder(t.db.clone())
-        .entity::<profile::Entity>(move |c| {
+        .cached::<profile::Entity>(move |c| {
             c.policy(Policy::WriteBehind).write_behind(write_behind)
         })
         .build()
@@ -47,7 +47,7 @@ async fn thousand_updates_in_one_window_make_one_table_write(t: TestDb) {
         WriteBehindConfig::default().max_delay(Duration::from_secs(3600)),
     )
     .await;
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     t.log.clear();
     for i in 1..=1000 {
         profiles.update(visits(p.user_id, i)).await.unwrap();
@@ -90,7 +90,7 @@ async fn shutdown_applies_every_pending_write(t: TestDb) {
             .batch(7),
     )
     .await;
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     for id in 1..=10 {
         profiles.update(visits(id, id * 10)).await.unwrap();
     }
@@ -127,7 +127,7 @@ async fn writers_wait_at_the_pending_bound(t: TestDb) {
             .max_pending(4),
     )
     .await;
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     t.rename_table("profiles", "profiles_away").await;
     for id in 1..=3 {
         profiles.insert(new_profile(id)).await.unwrap();
@@ -170,7 +170,7 @@ async fn the_last_write_per_key_wins_whatever_its_kind(t: TestDb) {
         WriteBehindConfig::default().max_delay(Duration::from_secs(3600)),
     )
     .await;
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     // Key 1: update, delete, insert again. Key 2: update, then delete.
     profiles.update(visits(1, 5)).await.unwrap();
     profiles.delete(1).await.unwrap();
@@ -207,14 +207,14 @@ async fn flushed_by_itself(profiles: &sea_orm_cache::Repository<profile::Entity>
 /// when a batch is full.
 async fn the_flusher_runs_on_max_delay_and_on_a_full_batch(t: TestDb) {
     let cache = CacheLayer::builder(t.db.clone())
-        .entity::<profile::Entity>(|c| {
+        .cached::<profile::Entity>(|c| {
             c.policy(Policy::WriteBehind)
                 .write_behind(WriteBehindConfig::default().max_delay(Duration::from_millis(20)))
         })
         .build()
         .await
         .unwrap();
-    let profiles = cache.repository::<profile::Entity>();
+    let profiles = cache.repository::<profile::Entity>().unwrap();
     profiles.insert(new_profile(1)).await.unwrap();
     flushed_by_itself(&profiles, 1).await;
     assert!(
@@ -234,7 +234,7 @@ async fn the_flusher_runs_on_max_delay_and_on_a_full_batch(t: TestDb) {
             .batch(10),
     )
     .await;
-    let batched = full.repository::<profile::Entity>();
+    let batched = full.repository::<profile::Entity>().unwrap();
     for id in 100..110 {
         batched.insert(new_profile(id)).await.unwrap();
     }

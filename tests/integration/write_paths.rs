@@ -23,14 +23,14 @@ async fn three_cached_users(
         seeded.push(seed_user(&t.db, n).await);
     }
     let cache = CacheLayer::builder(t.db.clone())
-        .entity::<user::Entity>(|c| {
+        .cached::<user::Entity>(|c| {
             c.policy(Policy::ReadThrough)
                 .negative_ttl(Some(Duration::from_secs(600)))
         })
         .build()
         .await
         .unwrap();
-    let users = cache.repository::<user::Entity>();
+    let users = cache.repository::<user::Entity>().unwrap();
     for u in &seeded {
         users.get(u.id).await.unwrap();
     }

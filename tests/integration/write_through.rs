@@ -122,11 +122,11 @@ async fn a_held_write_cannot_overwrite_a_later_one(t: TestDb) {
     .await
     .unwrap();
     let cache = CacheLayer::builder(t.db.clone())
-        .entity::<gated::Entity>(|c| c.policy(Policy::WriteThrough))
+        .cached::<gated::Entity>(|c| c.policy(Policy::WriteThrough))
         .build()
         .await
         .unwrap();
-    let rows = cache.repository::<gated::Entity>();
+    let rows = cache.repository::<gated::Entity>().unwrap();
 
     let held_name = format!("held by {:?} {}", t.backend, now_ms());
     let (reached, has_reached) = tokio::sync::oneshot::channel();
@@ -185,11 +185,11 @@ async fn sqlite_a_write_refused_for_a_lock_is_retried() {
             options.map_sqlx_sqlite_opts(|o| o.busy_timeout(Duration::ZERO));
             let impatient = Database::connect(options).await.unwrap();
             let cache = CacheLayer::builder(impatient)
-                .entity::<user::Entity>(|c| c.policy(Policy::WriteThrough))
+                .cached::<user::Entity>(|c| c.policy(Policy::WriteThrough))
                 .build()
                 .await
                 .unwrap();
-            let users = cache.repository::<user::Entity>();
+            let users = cache.repository::<user::Entity>().unwrap();
 
             // Another connection holds SQLite's write lock.
             let blocker =
@@ -257,11 +257,11 @@ async fn a_held_write_cannot_overwrite_a_later_invalidation(t: TestDb) {
     .await
     .unwrap();
     let cache = CacheLayer::builder(t.db.clone())
-        .entity::<gated::Entity>(|c| c.policy(Policy::WriteThrough))
+        .cached::<gated::Entity>(|c| c.policy(Policy::WriteThrough))
         .build()
         .await
         .unwrap();
-    let rows = cache.repository::<gated::Entity>();
+    let rows = cache.repository::<gated::Entity>().unwrap();
     assert_eq!(rows.get(1).await.unwrap().unwrap().name, "start");
 
     let held_name = format!("held by {:?} {} (fence)", t.backend, now_ms());
