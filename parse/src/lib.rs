@@ -184,7 +184,11 @@ mod tests {
         assert_eq!(parse_jitter("0.25"), Ok(0.25));
         assert_eq!(parse_jitter("100%"), Ok(1.0));
         assert_eq!(check_jitter(0.0), Ok(0.0));
-        assert!(parse_jitter("ten").expect_err("ten").starts_with("invalid ttl_jitter"));
+        assert!(
+            parse_jitter("ten")
+                .expect_err("ten")
+                .starts_with("invalid ttl_jitter")
+        );
         assert!(parse_jitter("150%").expect_err("150%").contains("150%"));
         assert!(check_jitter(-0.1).is_err());
         assert!(check_jitter(f64::NAN).is_err());
