@@ -7,10 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-/// Text forms of durations, jitter and policy names; the same file `#[derive(Cached)]` checks
-/// its attribute with, so a config file and the derive accept the same text.
-#[path = "../macros/src/parse.rs"]
-mod parse;
+// Text forms of durations, jitter and policy names: the crate `#[derive(Cached)]` checks its
+// attribute with, so a config file and the derive accept the same text.
+use sea_orm_cache_parse as parse;
 
 /// How an entity's reads and writes go through the cache (DESIGN section 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -76,7 +76,7 @@ pub enum Error {
     },
     /// A write-behind entity's outbox table cannot be read when the layer is built.
     #[error(
-        "entity `{entity}` uses write-behind, but the outbox table cannot be read: {source}; add `migration::OutboxMigration` (or `sea_orm_cache::outbox::create_tables`) to your migrator, or call `CacheLayerBuilder::create_outbox_tables()`"
+        "entity `{entity}` uses write-behind, but the outbox table cannot be read: {source}; add `sea_orm_cache::migration::OutboxMigration` (feature `migration`) or `sea_orm_cache::outbox::create_tables` to your migrator, or call `CacheLayerBuilder::create_outbox_tables()`"
     )]
     OutboxUnavailable {
         /// Table name of the entity.

@@ -184,8 +184,8 @@ impl CacheLayerBuilder {
     /// Creates the write-behind outbox and dead-letter tables at [`build`](Self::build) if
     /// they do not exist (and upgrades tables an older version created), for services
     /// without migrations; every start may call it. Services with a migrator call
-    /// [`outbox::create_tables`](crate::outbox::create_tables) from it instead (the
-    /// `migration` crate's `OutboxMigration` does).
+    /// [`outbox::create_tables`](crate::outbox::create_tables) from it instead (as
+    /// `sea_orm_cache::migration::OutboxMigration`, feature `migration`, does).
     pub fn create_outbox_tables(mut self) -> Self {
         self.create_outbox_tables = true;
         self

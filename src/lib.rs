@@ -111,6 +111,8 @@ pub mod hooks;
 mod invalidation;
 mod key;
 mod layer;
+#[cfg(feature = "migration")]
+pub mod migration;
 pub mod outbox;
 mod policy;
 mod repository;

@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use sea_orm::{DbErr, RuntimeErr};
+use sea_orm::DbErr;
 
 use crate::stats::{Counters, bump};
 
@@ -21,8 +21,12 @@ pub(crate) const RETRIES: u32 = 7;
 /// The first wait before a retry.
 pub(crate) const FIRST_WAIT: Duration = Duration::from_millis(10);
 
-/// The database error inside `err`, if it is one.
+/// The database error inside `err`, if it is one. Only with a backend feature: without one,
+/// `sea_orm::sqlx` does not exist.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseError + 'static)> {
+    use sea_orm::RuntimeErr;
+
     match err {
         DbErr::Exec(RuntimeErr::SqlxError(e))
         | DbErr::Query(RuntimeErr::SqlxError(e))
@@ -35,6 +39,17 @@ fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseErr
 }
 
 /// Whether `err` is the database asking to try again (see the module docs for the codes).
+/// The codes of a backend are read only when this crate's feature for it (`sqlite`,
+/// `postgres`, `mysql`) is on; with none, nothing is transient.
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+pub(crate) fn is_transient(_err: &DbErr) -> bool {
+    false
+}
+
+/// Whether `err` is the database asking to try again (see the module docs for the codes).
+/// The codes of a backend are read only when this crate's feature for it (`sqlite`,
+/// `postgres`, `mysql`) is on.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub(crate) fn is_transient(err: &DbErr) -> bool {
     let Some(db) = database_error(err) else {
         return false;

@@ -3,7 +3,7 @@
 //!
 //! Use it through `sea_orm_cache::Cached`; this crate is an implementation detail.
 
-mod parse;
+use sea_orm_cache_parse as parse;
 
 use std::time::Duration;
 

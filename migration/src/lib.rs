@@ -5,9 +5,10 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_example_tables;
-mod m20261126_000002_outbox;
 
-pub use m20261126_000002_outbox::OutboxMigration;
+/// The write-behind outbox tables, shipped by the library (its `migration` feature); re-exported
+/// so `migration::OutboxMigration` keeps working. Its name is still `m20261126_000002_outbox`.
+pub use sea_orm_cache::migration::OutboxMigration;
 
 /// Applies the example tables (`users`, `posts`, `profiles`, `memberships`) and the
 /// write-behind outbox tables.

@@ -124,7 +124,8 @@ fn outbox_index() -> IndexCreateStatement {
 /// `utf8mb4_bin` collation, with `LONGTEXT` payloads and a `VARCHAR(512)` key.
 ///
 /// `CacheLayerBuilder::create_outbox_tables` calls it at build; in a sea-orm-migration
-/// `MigrationTrait::up` (the `migration` crate's `OutboxMigration` does this):
+/// `MigrationTrait::up` (`sea_orm_cache::migration::OutboxMigration`, feature `migration`,
+/// does this):
 ///
 /// ```text
 /// sea_orm_cache::outbox::create_tables(manager.get_connection()).await

@@ -1,14 +1,16 @@
 //! The text forms of cache settings: durations (`"5m"`, `"1h30m"`), jitter (`"10%"`) and
 //! policy names (`"read_through"`).
 //!
-//! One file, compiled into both crates: `#[derive(Cached)]` checks an attribute at compile time
-//! with it, and `sea_orm_cache`'s serde support reads a config file with it, so both accept and
-//! refuse exactly the same text. It uses `std` only.
+//! One crate both sides depend on: `#[derive(Cached)]` (`sea-orm-cache-macros`) checks an
+//! attribute at compile time with it, and `sea_orm_cache`'s serde support reads a config file
+//! with it, so both accept and refuse exactly the same text. It uses `std` only and has no
+//! dependencies. It is an implementation detail of
+//! [sea-orm-cache](https://docs.rs/sea-orm-cache); its API follows that crate's needs.
 
 use std::time::Duration;
 
 /// The policy names, in `Policy` order.
-pub(crate) const POLICIES: [&str; 4] = [
+pub const POLICIES: [&str; 4] = [
     "cache_aside",
     "read_through",
     "write_through",
@@ -28,7 +30,12 @@ const UNITS: [(&str, Duration); 7] = [
 
 /// Parses a duration: whole numbers each followed by a unit (`ns`, `us`, `ms`, `s`, `m`, `h`,
 /// `d`), such as `"50ms"`, `"30s"`, `"5m"` or `"1h30m"`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+///
+/// # Errors
+///
+/// A message naming the text when it is empty, has a number without a unit (or an unknown
+/// unit), or is longer than a [`Duration`] holds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || {
         format!(
             "invalid duration `{text}`: expected whole numbers each followed by a unit \
@@ -64,7 +71,12 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Parses a TTL jitter: a percentage (`"10%"`) or a fraction (`"0.1"`), within 0% to 100%.
-pub(crate) fn parse_jitter(text: &str) -> Result<f64, String> {
+/// Returns the fraction (`"10%"` is `0.1`).
+///
+/// # Errors
+///
+/// A message naming the text when it is not a number or a percentage, or is outside 0% to 100%.
+pub fn parse_jitter(text: &str) -> Result<f64, String> {
     let fraction = match text.strip_suffix('%') {
         Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
         None => text.trim().parse::<f64>(),
@@ -75,8 +87,12 @@ pub(crate) fn parse_jitter(text: &str) -> Result<f64, String> {
     check_jitter(fraction)
 }
 
-/// Checks that a jitter fraction is within `0.0..=1.0` (0% to 100%).
-pub(crate) fn check_jitter(fraction: f64) -> Result<f64, String> {
+/// Checks that a jitter fraction is within `0.0..=1.0` (0% to 100%) and returns it.
+///
+/// # Errors
+///
+/// A message giving the value as a percentage when it is outside that range (or NaN).
+pub fn check_jitter(fraction: f64) -> Result<f64, String> {
     if (0.0..=1.0).contains(&fraction) {
         Ok(fraction)
     } else {
@@ -87,9 +103,13 @@ pub(crate) fn check_jitter(fraction: f64) -> Result<f64, String> {
     }
 }
 
-/// The index in [`POLICIES`] of a policy name; an unknown name is refused with the nearest
-/// one suggested.
-pub(crate) fn parse_policy(name: &str) -> Result<usize, String> {
+/// The index in [`POLICIES`] of a policy name.
+///
+/// # Errors
+///
+/// An unknown name is refused with a message listing the names, and the nearest one suggested
+/// when it looks like a typo.
+pub fn parse_policy(name: &str) -> Result<usize, String> {
     if let Some(index) = POLICIES.iter().position(|p| *p == name) {
         return Ok(index);
     }
@@ -104,8 +124,8 @@ pub(crate) fn parse_policy(name: &str) -> Result<usize, String> {
 }
 
 /// The candidate nearest to `input` (case, `-` and `_` ignored), if it is near enough to be
-/// a likely typo.
-pub(crate) fn suggest<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
+/// a likely typo (an edit distance of at most 2, or a third of the candidate's length).
+pub fn suggest<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let normal = |s: &str| -> Vec<char> {
         s.chars()
             .filter(|c| *c != '_' && *c != '-')
@@ -136,4 +156,61 @@ fn edit_distance(a: &[char], b: &[char]) -> usize {
         }
     }
     row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("50ms"), Ok(Duration::from_millis(50)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("7ns"), Ok(Duration::from_nanos(7)));
+        assert_eq!(parse_duration("2us"), Ok(Duration::from_micros(2)));
+        for bad in ["", "5", "m", "5 m", "5x", "1.5s", "-1s", "5M"] {
+            let err = parse_duration(bad).expect_err(bad);
+            assert!(err.starts_with("invalid duration"), "{bad}: {err}");
+        }
+        let err = parse_duration("99999999999999999999999d").expect_err("too long");
+        assert!(err.contains("too long"), "{err}");
+    }
+
+    #[test]
+    fn jitter() {
+        assert_eq!(parse_jitter("10%"), Ok(0.1));
+        assert_eq!(parse_jitter("0.25"), Ok(0.25));
+        assert_eq!(parse_jitter("100%"), Ok(1.0));
+        assert_eq!(check_jitter(0.0), Ok(0.0));
+        assert!(
+            parse_jitter("ten")
+                .expect_err("ten")
+                .starts_with("invalid ttl_jitter")
+        );
+        assert!(parse_jitter("150%").expect_err("150%").contains("150%"));
+        assert!(check_jitter(-0.1).is_err());
+        assert!(check_jitter(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn policies() {
+        for (index, name) in POLICIES.iter().enumerate() {
+            assert_eq!(parse_policy(name), Ok(index));
+        }
+        let err = parse_policy("read_thruogh").expect_err("typo");
+        assert!(err.contains("did you mean `read_through`?"), "{err}");
+        let err = parse_policy("lru").expect_err("unknown");
+        assert!(!err.contains("did you mean"), "{err}");
+        assert!(err.contains("cache_aside, read_through, write_through, write_behind"));
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("Write-Behind", &POLICIES), Some("write_behind"));
+        assert_eq!(suggest("writethrough", &POLICIES), Some("write_through"));
+        assert_eq!(suggest("something_else", &POLICIES), None);
+        assert_eq!(edit_distance(&['a', 'b'], &['b']), 1);
+    }
 }
