@@ -116,6 +116,43 @@ impl CachedConnection {
     }
 }
 
+impl CachedConnection {
+    /// Before a statement that writes a write-behind entity's table: a transaction that has
+    /// applied the entity's pending outbox rows, for the statement to run in next, so it
+    /// lands after them (the later write wins in the table and in every reader); `None` for
+    /// any other statement, which runs under autocommit as given.
+    async fn pending_first(
+        &self,
+        planned: &Planned,
+    ) -> Result<Option<(DatabaseTransaction, Vec<Effect>)>, DbErr> {
+        if !planned.writes_write_behind() {
+            return Ok(None);
+        }
+        let txn = self
+            .db
+            .begin_with_options(self.options(TransactionOptions::default()))
+            .await?;
+        let after = planned.apply_pending(&txn).await?;
+        Ok(Some((txn, after)))
+    }
+}
+
+impl CachedTransaction {
+    /// Before a statement that writes a write-behind entity's table: its pending outbox rows
+    /// are applied in this transaction first (recorded after the outermost commit). Always
+    /// `None`: the statement runs in this transaction.
+    async fn pending_first(
+        &self,
+        planned: &Planned,
+    ) -> Result<Option<(DatabaseTransaction, Vec<Effect>)>, DbErr> {
+        if planned.writes_write_behind() {
+            let after = planned.apply_pending(&self.txn).await?;
+            locked(&self.effects).extend(after);
+        }
+        Ok(None)
+    }
+}
+
 impl CachedTransaction {
     /// A savepoint takes its enclosing transaction's options as they are.
     fn options(&self, options: TransactionOptions) -> TransactionOptions {
@@ -258,14 +295,30 @@ macro_rules! cached_connection {
                 let planned = self
                     .tables
                     .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
-                let result = self.$inner.execute_raw(stmt).await?;
+                let result = match self.pending_first(&planned).await? {
+                    None => self.$inner.execute_raw(stmt).await?,
+                    Some((txn, after)) => {
+                        let result = txn.execute_raw(stmt).await?;
+                        txn.commit().await?;
+                        run(after);
+                        result
+                    }
+                };
                 self.settle(planned, None, Some(&result));
                 Ok(result)
             }
 
             async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
                 let planned = self.tables.plan(sql, &[], self.get_database_backend());
-                let result = self.$inner.execute_unprepared(sql).await?;
+                let result = match self.pending_first(&planned).await? {
+                    None => self.$inner.execute_unprepared(sql).await?,
+                    Some((txn, after)) => {
+                        let result = txn.execute_unprepared(sql).await?;
+                        txn.commit().await?;
+                        run(after);
+                        result
+                    }
+                };
                 self.settle(planned, None, Some(&result));
                 Ok(result)
             }
@@ -274,7 +327,15 @@ macro_rules! cached_connection {
                 let planned = self
                     .tables
                     .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
-                let row = self.$inner.query_one_raw(stmt).await?;
+                let row = match self.pending_first(&planned).await? {
+                    None => self.$inner.query_one_raw(stmt).await?,
+                    Some((txn, after)) => {
+                        let row = txn.query_one_raw(stmt).await?;
+                        txn.commit().await?;
+                        run(after);
+                        row
+                    }
+                };
                 self.settle(planned, Some(row.as_slice()), None);
                 Ok(row)
             }
@@ -283,7 +344,15 @@ macro_rules! cached_connection {
                 let planned = self
                     .tables
                     .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
-                let rows = self.$inner.query_all_raw(stmt).await?;
+                let rows = match self.pending_first(&planned).await? {
+                    None => self.$inner.query_all_raw(stmt).await?,
+                    Some((txn, after)) => {
+                        let rows = txn.query_all_raw(stmt).await?;
+                        txn.commit().await?;
+                        run(after);
+                        rows
+                    }
+                };
                 self.settle(planned, Some(&rows), None);
                 Ok(rows)
             }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use sea_orm::sea_query::{ColumnType, FromValueTuple, ValueTuple};
 use sea_orm::{
-    ColumnTrait, DbBackend, ExecResult, IdenStatic, Iterable, PrimaryKeyToColumn, PrimaryKeyTrait,
-    QueryResult, TryFromU64, TryGetableMany, Value,
+    ColumnTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, IdenStatic, Iterable,
+    PrimaryKeyToColumn, PrimaryKeyTrait, QueryResult, TryFromU64, TryGetableMany, Value,
 };
 
 use crate::key::{CacheableEntity, KeyOf};
@@ -22,6 +22,7 @@ use crate::sql::{self, Classified, Verb};
 pub(crate) type Effect = Box<dyn FnOnce() + Send + Sync>;
 
 /// How a cached table answers a write the connection saw.
+#[async_trait::async_trait]
 pub(crate) trait TableCache: Send + Sync {
     /// Effects known before the statement runs; `None` when the keys must come from its
     /// result (RETURNING rows, MySQL's last insert id).
@@ -32,6 +33,12 @@ pub(crate) trait TableCache: Send + Sync {
     fn key_of_insert_id(&self, id: u64) -> Option<Effect>;
     /// Invalidation of every entry of the entity.
     fn everything(&self) -> Effect;
+    /// Whether the entity is write-behind: a write to its table must come after its pending
+    /// outbox rows ([`apply_pending`](Self::apply_pending)).
+    fn is_write_behind(&self) -> bool;
+    /// Applies the entity's pending outbox rows on `txn`, before a write to its table made in
+    /// that transaction; returns what to record once it commits.
+    async fn apply_pending(&self, txn: &DatabaseTransaction) -> Result<Option<Effect>, DbErr>;
 }
 
 /// The cached tables, by name.
@@ -74,10 +81,21 @@ impl Tables {
                 Classified::Everything => {
                     planned.now = self.by_name.values().map(|t| t.everything()).collect();
                     planned.from_result.clear();
+                    planned.write_behind = self
+                        .by_name
+                        .values()
+                        .filter(|t| t.is_write_behind())
+                        .cloned()
+                        .collect();
                     return planned;
                 }
                 Classified::Write(write) => {
                     if let Some(table) = self.get(&write.table) {
+                        if table.is_write_behind()
+                            && !planned.write_behind.iter().any(|t| Arc::ptr_eq(t, table))
+                        {
+                            planned.write_behind.push(table.clone());
+                        }
                         match table.plan(&write) {
                             Some(effects) => planned.now.extend(effects),
                             None => planned.from_result.push(FromResult {
@@ -108,6 +126,8 @@ fn is_plain_select(sql: &str) -> bool {
 pub(crate) struct Planned {
     now: Vec<Effect>,
     from_result: Vec<FromResult>,
+    /// Write-behind tables the statement writes: their pending rows go first.
+    write_behind: Vec<Arc<dyn TableCache>>,
 }
 
 /// A write whose keys only its result can tell.
@@ -120,6 +140,26 @@ struct FromResult {
 impl Planned {
     pub(crate) fn is_empty(&self) -> bool {
         self.now.is_empty() && self.from_result.is_empty()
+    }
+
+    /// Whether the statement writes a write-behind entity's table.
+    pub(crate) fn writes_write_behind(&self) -> bool {
+        !self.write_behind.is_empty()
+    }
+
+    /// Applies the pending outbox rows of every write-behind table the statement writes, on
+    /// `txn`, before the statement runs there; returns what to record after the commit.
+    pub(crate) async fn apply_pending(
+        &self,
+        txn: &DatabaseTransaction,
+    ) -> Result<Vec<Effect>, DbErr> {
+        let mut after = Vec::new();
+        for table in &self.write_behind {
+            if let Some(effect) = table.apply_pending(txn).await? {
+                after.push(effect);
+            }
+        }
+        Ok(after)
     }
 
     /// All effects, once the statement's outcome is known.
@@ -229,7 +269,19 @@ fn coerce(value: &Value, column: &ColumnType) -> Option<Value> {
     })
 }
 
+#[async_trait::async_trait]
 impl<E: CacheableEntity> TableCache for EntityTable<E> {
+    fn is_write_behind(&self) -> bool {
+        self.0.queue.is_some()
+    }
+
+    async fn apply_pending(&self, txn: &DatabaseTransaction) -> Result<Option<Effect>, DbErr> {
+        match &self.0.queue {
+            Some(queue) => queue.apply_pending_in(txn).await.map_err(DbErr::from),
+            None => Ok(None),
+        }
+    }
+
     fn plan(&self, write: &sql::Write) -> Option<Vec<Effect>> {
         let columns = Self::key_columns();
         let keys_changed = write.set_columns.iter().any(|c| columns.contains(c));

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
@@ -224,6 +225,49 @@ impl<E: CacheableEntity> Outbox<E> {
             report.retry_in = Duration::from_millis(wait as u64);
         }
         Ok(report)
+    }
+
+    /// Applies every pending row of this entity on `txn`, the transaction of a write made
+    /// through the layer's connection, before that write: the write comes after them in the
+    /// table, as it did for its caller (issue: a `CachedConnection` update of a key with a
+    /// pending write-behind write). Rows held by a flush in progress are waited for (`FOR
+    /// UPDATE`, not `SKIP LOCKED`); by then they are applied and gone. Rows backing off after
+    /// failures are applied too: if one still fails, so does the caller's write, which
+    /// cannot be ordered after it. Returns what to record once `txn` commits.
+    pub(crate) async fn apply_pending_in(
+        self: &Arc<Self>,
+        txn: &DatabaseTransaction,
+    ) -> Result<Option<Box<dyn FnOnce() + Send + Sync>>> {
+        let mark = self.store.flush_mark();
+        let mut select = outbox_row::Entity::find()
+            .filter(outbox_row::Column::Entity.eq(self.entity))
+            .order_by_asc(outbox_row::Column::Id);
+        if txn.get_database_backend() != DbBackend::Sqlite {
+            select = select.lock(LockType::Update);
+        }
+        let rows = select.all(txn).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut order: Vec<String> = Vec::new();
+        let mut by_key: HashMap<String, Vec<outbox_row::Model>> = HashMap::new();
+        for row in rows {
+            if !by_key.contains_key(&row.pk) {
+                order.push(row.pk.clone());
+            }
+            by_key.entry(row.pk.clone()).or_default().push(row);
+        }
+        let keys: Vec<KeyRows> = order
+            .into_iter()
+            .filter_map(|pk| by_key.remove(&pk).map(|rows| KeyRows { rows }))
+            .collect();
+        let mut written = Vec::with_capacity(keys.len());
+        let applied = self.apply(txn, &keys, &mut written).await?;
+        let outbox = self.clone();
+        Ok(Some(Box::new(move || {
+            outbox.record(&applied, &written, Some(mark));
+            outbox.room.notify_waiters();
+        })))
     }
 
     /// Claims up to a batch of rows that may be applied now (`only`: just these ids).

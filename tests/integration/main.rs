@@ -7,6 +7,7 @@ mod common;
 
 mod composite_keys;
 mod concurrent_transactions;
+mod connection_after_outbox;
 mod crash;
 mod expiry;
 mod faults;
