@@ -341,7 +341,11 @@ async fn update_of_a_missing_key_is_not_found_under_every_policy(t: TestDb) {
             "{policy:?}: update_in gave {err:?}"
         );
         assert_eq!(users.peek(&missing), None, "{policy:?}: nothing cached");
-        assert_eq!(users.stats().pending_writes, 0, "{policy:?}: nothing queued");
+        assert_eq!(
+            users.stats().pending_writes,
+            0,
+            "{policy:?}: nothing queued"
+        );
         cache.shutdown().await.unwrap();
     }
     assert_eq!(table_user(&t.db, missing).await, None);
