@@ -129,7 +129,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             black_box(user::Entity::find_by_id(black_box(HOT)).one(&db).await?)
         ));
         misses.push(best_ns!(1, DB_ITERS, {
-            users.invalidate(HOT).await;
+            users.invalidate(HOT);
             black_box(users.get(black_box(HOT)).await?)
         }));
     }

@@ -79,7 +79,9 @@ impl CachedConnection {
         Self { db, tables }
     }
 
-    /// The underlying connection. Writes made through it bypass the cache.
+    /// The underlying connection (for APIs that take only SeaORM's own connection types,
+    /// such as a sea-orm-migration `Migrator`). Writes made through it bypass the cache: call
+    /// [`CacheLayer::invalidate_all`](crate::CacheLayer::invalidate_all) after them.
     pub fn inner(&self) -> &DatabaseConnection {
         &self.db
     }
@@ -424,3 +426,140 @@ macro_rules! cached_connection {
 
 cached_connection!(CachedConnection, db);
 cached_connection!(CachedTransaction, txn);
+
+/// The row stream of [`CachedConnection`] and [`CachedTransaction`] (their SeaORM
+/// `StreamTrait::Stream`): the database's rows, unchanged and in order.
+///
+/// A stream is meant for reads, which cost nothing here: nothing a stream yields fills the
+/// cache. A write streamed anyway (`UPDATE .. RETURNING` through `stream_raw`) is not missed:
+/// inside a transaction its cache effects are buffered for the commit like any statement's;
+/// under autocommit they run when the stream ends or is dropped. The keys of such a write
+/// come from the statement itself, never from the streamed rows: where the statement does not
+/// name them, every entry of the entity is invalidated.
+#[must_use = "streams do nothing unless polled"]
+pub struct CachedStream<'a> {
+    rows: Pin<Box<dyn futures_core::Stream<Item = Result<QueryResult, DbErr>> + Send + 'a>>,
+    /// Effects of a streamed autocommit write, run once the stream ends or is dropped.
+    after: Option<Vec<Effect>>,
+}
+
+impl fmt::Debug for CachedStream<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedStream")
+            .field("pending_effects", &self.after.as_ref().map_or(0, Vec::len))
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedStream<'_> {
+    fn settle(&mut self) {
+        if let Some(effects) = self.after.take() {
+            run(effects);
+        }
+    }
+}
+
+impl futures_core::Stream for CachedStream<'_> {
+    type Item = Result<QueryResult, DbErr>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let next = self.rows.as_mut().poll_next(cx);
+        if let std::task::Poll::Ready(None) = next {
+            self.settle();
+        }
+        next
+    }
+}
+
+impl Drop for CachedStream<'_> {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+/// `StreamTrait` for a cached connection type: the statement reaches `self.$inner`
+/// unchanged and its rows come back unchanged; a write's effects go to `self.$after`.
+macro_rules! cached_stream {
+    ($ty:ty, $inner:ident, $after:ident) => {
+        impl sea_orm::StreamTrait for $ty {
+            type Stream<'a> = CachedStream<'a>;
+
+            fn get_database_backend(&self) -> DbBackend {
+                ConnectionTrait::get_database_backend(&self.$inner)
+            }
+
+            fn stream_raw<'a>(
+                &'a self,
+                stmt: Statement,
+            ) -> Pin<Box<dyn Future<Output = Result<CachedStream<'a>, DbErr>> + 'a + Send>> {
+                Box::pin(async move {
+                    let planned = self
+                        .tables
+                        .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
+                    let rows = sea_orm::StreamTrait::stream_raw(&self.$inner, stmt).await?;
+                    Ok(CachedStream {
+                        rows: Box::pin(rows),
+                        after: self.$after(planned),
+                    })
+                })
+            }
+        }
+    };
+}
+
+impl CachedConnection {
+    /// A streamed autocommit write's effects, for the stream to run when it is done.
+    fn stream_effects(&self, planned: Planned) -> Option<Vec<Effect>> {
+        (!planned.is_empty()).then(|| planned.resolve(None, None))
+    }
+}
+
+impl CachedTransaction {
+    /// The database backend. Inherent, so the call is not ambiguous with both
+    /// `ConnectionTrait` and `StreamTrait` in scope.
+    pub fn get_database_backend(&self) -> DbBackend {
+        ConnectionTrait::get_database_backend(&self.txn)
+    }
+
+    /// A streamed write's effects wait for the commit, like every statement's.
+    fn stream_effects(&self, planned: Planned) -> Option<Vec<Effect>> {
+        self.settle(planned, None, None);
+        None
+    }
+}
+
+cached_stream!(CachedConnection, db, stream_effects);
+cached_stream!(CachedTransaction, txn, stream_effects);
+
+impl CachedConnection {
+    /// The database backend. Inherent, as on SeaORM's `DatabaseConnection`, so the call is
+    /// not ambiguous with both `ConnectionTrait` and `StreamTrait` in scope.
+    pub fn get_database_backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Checks that the database answers (SeaORM's `DatabaseConnection::ping`).
+    ///
+    /// # Errors
+    /// The database's, or SeaORM's when the pool is closed.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.db.ping().await
+    }
+
+    /// Closes the connection pool (SeaORM's `DatabaseConnection::close`).
+    ///
+    /// The pool is the one the whole layer shares: every clone of this connection,
+    /// [`CacheLayer::db`](crate::CacheLayer::db), the repositories' loads and writes, and the
+    /// write-behind flushers. After it, they all fail with SeaORM's connection error, and
+    /// cache hits are still answered. Call [`CacheLayer::shutdown`](crate::CacheLayer::shutdown)
+    /// first, so pending write-behind writes are applied while the pool is open.
+    ///
+    /// # Errors
+    /// SeaORM's.
+    pub async fn close(self) -> Result<(), DbErr> {
+        self.db.close_by_ref().await
+    }
+}

@@ -12,6 +12,11 @@
 //! | `DatabaseConnection` (autocommit) | invalidates the key at once: the statement has committed | exact |
 //! | `DatabaseTransaction`, or any other connection | invalidates the key and quarantines it for [`QUARANTINE`]: no load fills it until then | exact if the transaction commits within [`QUARANTINE`] of the write; otherwise a read between the quarantine's end and the commit may cache the old row until its TTL. A rollback only costs a reload. |
 //!
+//! The helpers tell these apart by the exact type of the connection `C` (its `TypeId`), never
+//! by its name: any other type, a service's own wrapper around one of these (whatever it is
+//! called), a `DatabaseExecutor` or a migration's `SchemaManagerConnection` included, is
+//! "any other connection".
+//!
 //! ```
 //! use sea_orm::entity::prelude::*;
 //!
@@ -40,11 +45,13 @@
 //! }
 //! ```
 
-use std::any::{Any, TypeId, type_name};
+use std::any::{Any, TypeId};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use crate::connection::{CachedConnection, CachedTransaction};
 
 use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_of_model};
 use crate::repository::EntityCache;
@@ -86,11 +93,16 @@ enum Ran {
     Unseen,
 }
 
-fn ran_on<C>() -> Ran {
-    let name = type_name::<C>();
-    if name.ends_with("::CachedConnection") || name.ends_with("::CachedTransaction") {
+/// Where a write on connection type `C` ran, by `C`'s exact type (so a type of the caller's
+/// that happens to share a name with one of these is `Unseen`). `C` need not be `'static`
+/// (SeaORM's hooks do not require it): `typeid::of` gives the `TypeId` of `C` with its
+/// lifetimes made `'static`, which equals the `TypeId` of a type without lifetime parameters
+/// only when `C` is that type.
+fn ran_on<C: ?Sized>() -> Ran {
+    let id = typeid::of::<C>();
+    if id == TypeId::of::<CachedConnection>() || id == TypeId::of::<CachedTransaction>() {
         Ran::Layer
-    } else if name.ends_with("::DatabaseConnection") {
+    } else if id == TypeId::of::<DatabaseConnection>() {
         Ran::Committed
     } else {
         Ran::Unseen

@@ -25,13 +25,16 @@ use crate::repository::{EntityCache, Repository};
 /// (the rows stay in the outbox for the next start).
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Work an entity runs in the background (the write-behind flusher), stopped by
-/// [`CacheLayer::shutdown`].
+/// What the layer does to every entity without knowing its type: the background work (the
+/// write-behind flusher), stopped by [`CacheLayer::shutdown`], and
+/// [`CacheLayer::invalidate_all`].
 #[async_trait]
 trait Background: Send + Sync {
     /// Checks, at build, what the background work needs (the outbox table).
     async fn check(&self) -> Result<()>;
     async fn shutdown(&self, deadline: tokio::time::Instant) -> Result<()>;
+    /// Drops every entry of the entity.
+    fn invalidate_all(&self);
 }
 
 #[async_trait]
@@ -48,6 +51,10 @@ impl<E: CacheableEntity> Background for EntityCache<E> {
             Some(queue) => queue.shutdown(deadline).await,
             None => Ok(()),
         }
+    }
+
+    fn invalidate_all(&self) {
+        self.store.invalidate_all();
     }
 }
 
@@ -321,7 +328,9 @@ impl CacheLayer {
             })
     }
 
-    /// The database connection the layer was built on.
+    /// The database connection the layer was built on. Writes made through it bypass the
+    /// cache: after such writes (migrations included) call
+    /// [`invalidate_all`](Self::invalidate_all).
     pub fn db(&self) -> &DatabaseConnection {
         &self.inner.db
     }
@@ -364,6 +373,10 @@ impl CacheLayer {
     /// # Ok(()) }
     /// ```
     ///
+    /// The callback's error type is the caller's: any `E` with `From<DbErr>` (this crate's
+    /// [`Error`], `DbErr`, a service's own error enum with a `From<DbErr>` arm). For an error
+    /// type without `From<DbErr>`, use [`transaction_typed`](Self::transaction_typed).
+    ///
     /// # Errors
     /// The callback's error (after the rollback), or the database's on begin, commit or
     /// rollback, converted with `From<DbErr>`.
@@ -380,6 +393,97 @@ impl CacheLayer {
             Ok(value) => Ok(value),
             Err(TransactionError::Connection(err)) => Err(err.into()),
             Err(TransactionError::Transaction(err)) => Err(err),
+        }
+    }
+
+    /// [`transaction`](Self::transaction) for a callback whose error type has no
+    /// `From<DbErr>`: the callback's error comes back as `TransactionError::Transaction(e)`
+    /// (after the rollback) and the database's on begin, commit or rollback as
+    /// `TransactionError::Connection`, SeaORM's own shape (what `TransactionTrait::transaction`
+    /// returns). Cache effects as in [`transaction`](Self::transaction).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database, Schema, TransactionError};
+    /// use sea_orm_cache::CacheLayer;
+    /// use entity::user;
+    ///
+    /// /// A service's error, with no `From<DbErr>`.
+    /// #[derive(Debug, PartialEq)]
+    /// enum Refused { NameTaken }
+    /// impl std::fmt::Display for Refused {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("name taken") }
+    /// }
+    ///
+    /// let db = Database::connect("sqlite::memory:").await?;
+    /// db.execute(&Schema::new(db.get_database_backend()).create_table_from_entity(user::Entity)).await?;
+    /// let cache = CacheLayer::builder(db).cached::<user::Entity>(|c| c).build().await?;
+    /// let outcome = cache.transaction_typed(|txn| Box::pin(async move {
+    ///     user::ActiveModel {
+    ///         email: Set("ada@example.com".into()), name: Set("Ada".into()),
+    ///         bio: Set(String::new()), updated_at: Set(0), ..Default::default()
+    ///     }.insert(txn).await.map_err(|_| Refused::NameTaken)?;
+    ///     Err::<(), _>(Refused::NameTaken)
+    /// })).await;
+    /// assert!(matches!(outcome, Err(TransactionError::Transaction(Refused::NameTaken))));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `TransactionError::Transaction` with the callback's error, after the rollback;
+    /// `TransactionError::Connection` with the database's error on begin, commit or rollback.
+    pub async fn transaction_typed<F, T, E>(
+        &self,
+        callback: F,
+    ) -> std::result::Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c CachedTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: fmt::Display + fmt::Debug + Send,
+    {
+        self.inner.connection.transaction(callback).await
+    }
+
+    /// Drops every entry of every registered entity, at once; loads already in flight do not
+    /// fill. The next read of each key loads it again.
+    ///
+    /// Call it after anything wrote the cached tables behind the layer's back: running
+    /// migrations (a sea-orm-migration `Migrator` accepts only SeaORM's own connection types,
+    /// so it runs on [`db`](Self::db) or [`CachedConnection::inner`], which the cache does not
+    /// see), a bulk import, a fix made in `psql`. Until then, reads may return entries cached
+    /// before that write. Write-behind writes not yet flushed are not lost: they stay in the
+    /// outbox, and a read finds them there.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, Schema};
+    /// use sea_orm_cache::CacheLayer;
+    /// use entity::user;
+    ///
+    /// let db = Database::connect("sqlite::memory:").await?;
+    /// db.execute(&Schema::new(db.get_database_backend()).create_table_from_entity(user::Entity)).await?;
+    /// let cache = CacheLayer::builder(db).cached::<user::Entity>(|c| c).build().await?;
+    /// let users = cache.repository::<user::Entity>()?;
+    /// let ada = users.insert(user::ActiveModel {
+    ///     email: Set("ada@example.com".into()), name: Set("Ada".into()),
+    ///     bio: Set(String::new()), updated_at: Set(0), ..Default::default()
+    /// }).await?;
+    /// users.get(ada.id).await?; // cached
+    ///
+    /// // A data migration, on the connection a `Migrator` takes: the cache does not see it.
+    /// cache.db().execute_unprepared("UPDATE users SET name = 'Ada L.'").await?;
+    /// cache.invalidate_all();
+    /// assert_eq!(users.get(ada.id).await?.unwrap().name, "Ada L.");
+    /// # Ok(()) }
+    /// ```
+    pub fn invalidate_all(&self) {
+        for registered in self.inner.entities.values() {
+            registered.background.invalidate_all();
         }
     }
 

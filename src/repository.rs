@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use sea_orm::sea_query::IntoValueTuple;
-use sea_orm::{DatabaseConnection, QueryFilter, Select};
+use sea_orm::{DatabaseConnection, DbErr, QueryFilter, Select};
 
 use crate::cached::ModelCodec;
 use crate::clock::Clock;
@@ -130,6 +130,17 @@ impl<E: CacheableEntity> EntityCache<E> {
                 }
             }
         }
+    }
+}
+
+/// An update's "no row has that key", whichever way the policy found out: SeaORM's
+/// `RecordNotUpdated` (the `UPDATE` matched nothing) or `RecordNotFound` (the row was gone when
+/// it was read back, on a backend without `RETURNING`) become [`Error::NotFound`], the error
+/// write-behind reports for a key with no current row.
+fn missing_row(err: Error, entity: &'static str) -> Error {
+    match err {
+        Error::Db(DbErr::RecordNotUpdated | DbErr::RecordNotFound(_)) => Error::NotFound { entity },
+        other => other,
     }
 }
 
@@ -365,16 +376,18 @@ impl<E: CacheableEntity> Repository<E> {
     /// result and queues it.
     ///
     /// # Errors
-    /// [`Error::Db`] from the database; [`Error::MissingPrimaryKey`]; [`Error::NotFound`]
-    /// (write-behind, no such row); [`Error::Encode`] and [`Error::OutboxRowTooLarge`]
-    /// (write-behind: the write is not acknowledged).
+    /// [`Error::NotFound`] if no row has the key, under every policy (SeaORM's
+    /// `DbErr::RecordNotUpdated` is reported as this); nothing is cached then.
+    /// [`Error::Db`] from the database; [`Error::MissingPrimaryKey`]; [`Error::Encode`] and
+    /// [`Error::OutboxRowTooLarge`] (write-behind: the write is not acknowledged).
     pub async fn update(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
         let inner = &*self.inner;
         let model = match inner.config.policy {
-            Policy::CacheAside | Policy::ReadThrough => inner.update_invalidate(am).await?,
-            Policy::WriteThrough => inner.update_through(am).await?,
-            Policy::WriteBehind => inner.update_behind(am).await?,
-        };
+            Policy::CacheAside | Policy::ReadThrough => inner.update_invalidate(am).await,
+            Policy::WriteThrough => inner.update_through(am).await,
+            Policy::WriteBehind => inner.update_behind(am).await,
+        }
+        .map_err(|err| missing_row(err, inner.name))?;
         bump(&inner.counters.writes);
         Ok(model)
     }
@@ -413,8 +426,8 @@ impl<E: CacheableEntity> Repository<E> {
     /// (invalidated, or set to the inserted row under write-through), never after a rollback.
     ///
     /// # Errors
-    /// [`Error::Db`]; under write-behind also [`Error::Encode`], [`Error::OutboxRowTooLarge`]
-    /// and [`Error::NotFound`].
+    /// [`Error::Db`]; under write-behind also [`Error::Encode`] and
+    /// [`Error::OutboxRowTooLarge`].
     pub async fn insert_in(
         &self,
         txn: &CachedTransaction,
@@ -426,34 +439,42 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`update`](Self::update) inside `txn`; the cache follows after the outermost commit.
     ///
     /// # Errors
-    /// [`Error::Db`]; under write-behind also [`Error::Encode`], [`Error::OutboxRowTooLarge`]
-    /// and [`Error::NotFound`].
+    /// [`Error::NotFound`] if no row has the key (as the transaction sees it), under every
+    /// policy, as [`update`](Self::update); [`Error::Db`]; under write-behind also
+    /// [`Error::Encode`] and [`Error::OutboxRowTooLarge`].
     pub async fn update_in(
         &self,
         txn: &CachedTransaction,
         am: E::ActiveModel,
     ) -> Result<Arc<E::Model>> {
-        self.inner.save_in(txn, am, false).await
+        self.inner
+            .save_in(txn, am, false)
+            .await
+            .map_err(|err| missing_row(err, self.inner.name))
     }
 
     /// [`delete`](Self::delete) inside `txn`; the key is invalidated after the outermost
     /// commit.
     ///
     /// # Errors
-    /// [`Error::Db`]; under write-behind also [`Error::Encode`], [`Error::OutboxRowTooLarge`]
-    /// and [`Error::NotFound`].
+    /// [`Error::Db`]; under write-behind also [`Error::Encode`] and
+    /// [`Error::OutboxRowTooLarge`].
     pub async fn delete_in(&self, txn: &CachedTransaction, key: KeyOf<E>) -> Result<bool> {
         self.inner.delete_in(txn, key).await
     }
 
     /// Deletes the key's entry; the next read loads it again. A load of the key already in
-    /// flight will not fill the cache.
-    pub async fn invalidate(&self, key: KeyOf<E>) {
+    /// flight will not fill the cache. Synchronous: it only touches this process's memory.
+    /// Under write-behind an entry not yet flushed is dropped too; the next read finds the
+    /// pending write in the outbox.
+    pub fn invalidate(&self, key: KeyOf<E>) {
         self.inner.store.invalidate(&key);
     }
 
-    /// Makes every entry of the entity stale at once.
-    pub async fn invalidate_all(&self) {
+    /// Drops every entry of the entity at once; loads already in flight do not fill. Synchronous, like
+    /// [`invalidate`](Self::invalidate). [`CacheLayer::invalidate_all`](crate::CacheLayer::invalidate_all)
+    /// does this for every registered entity.
+    pub fn invalidate_all(&self) {
         self.inner.store.invalidate_all();
     }
 

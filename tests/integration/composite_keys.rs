@@ -78,7 +78,7 @@ async fn every_operation_works_with_a_composite_key(t: TestDb) {
         assert_eq!(read((org, 1)).await.unwrap().role, "admin", "{policy:?}");
         assert_eq!(read((org, 2)).await.unwrap().role, "owner", "{policy:?}");
 
-        members.invalidate((org, 1)).await;
+        members.invalidate((org, 1));
         assert_eq!(members.peek(&(org, 1)), None);
         assert_eq!(read((org, 1)).await.unwrap().role, "admin", "{policy:?}");
 
@@ -89,7 +89,7 @@ async fn every_operation_works_with_a_composite_key(t: TestDb) {
         assert_eq!(in_table(&t.db, (org, 2)).await, None, "{policy:?}");
 
         if policy != Policy::CacheAside {
-            members.invalidate_all().await;
+            members.invalidate_all();
             let rows = members
                 .get_many([(org, 1), (org, 2), (org, 3)])
                 .await
@@ -100,7 +100,7 @@ async fn every_operation_works_with_a_composite_key(t: TestDb) {
                 "{policy:?}"
             );
         }
-        members.invalidate_all().await;
+        members.invalidate_all();
         assert_eq!(
             members.warm(membership::Entity::find()).await.unwrap(),
             n + 1

@@ -82,7 +82,7 @@ async fn jitter_spreads_expiry_within_bounds(t: TestDb) {
     );
 
     // At the TTL: every entry filled at time 0 has expired.
-    users.invalidate_all().await;
+    users.invalidate_all();
     assert_eq!(users.warm(user::Entity::find()).await.unwrap(), N as usize);
     clock.advance(Duration::from_secs(60));
     assert_eq!(ids.iter().filter(|id| users.peek(id).is_some()).count(), 0);

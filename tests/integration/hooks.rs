@@ -43,6 +43,43 @@ mod note {
     }
 }
 
+/// A service's own connection wrapper that happens to be called `CachedConnection`: it is not
+/// the layer's, so the hooks must not leave the write to it.
+mod mine {
+    use sea_orm::{
+        ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, Statement,
+    };
+
+    pub(crate) struct CachedConnection(pub(crate) DatabaseConnection);
+
+    #[async_trait::async_trait]
+    impl ConnectionTrait for CachedConnection {
+        fn get_database_backend(&self) -> DbBackend {
+            self.0.get_database_backend()
+        }
+
+        async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+            self.0.execute_raw(stmt).await
+        }
+
+        async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+            self.0.execute_unprepared(sql).await
+        }
+
+        async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+            self.0.query_one_raw(stmt).await
+        }
+
+        async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+            self.0.query_all_raw(stmt).await
+        }
+
+        fn support_returning(&self) -> bool {
+            self.0.support_returning()
+        }
+    }
+}
+
 fn edit(id: i64, text: &str) -> note::ActiveModel {
     note::ActiveModel {
         id: Unchanged(id),
@@ -118,6 +155,18 @@ async fn hook_helpers_follow_the_connection_they_ran_on(t: TestDb) {
     first.delete(&t.db).await.unwrap();
     assert_eq!(notes.peek(&1), None);
     assert_eq!(notes.get(1).await.unwrap(), None);
+
+    // A connection type of the service's that shares the layer's type name: told apart by
+    // exact type, it is "any other connection", so the key is invalidated (and quarantined).
+    notes.get(2).await.unwrap();
+    assert!(notes.peek(&2).is_some());
+    let own = mine::CachedConnection(t.db.clone());
+    edit(2, "own wrapper").update(&own).await.unwrap();
+    assert_eq!(
+        notes.peek(&2),
+        None,
+        "not mistaken for the layer's connection"
+    );
 }
 
 crate::backend_tests!(hook_helpers_follow_the_connection_they_ran_on);

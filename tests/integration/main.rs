@@ -5,6 +5,7 @@
 
 mod common;
 
+mod call_shape;
 mod composite_keys;
 mod concurrent_transactions;
 mod connection_after_outbox;

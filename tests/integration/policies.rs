@@ -222,13 +222,13 @@ async fn write_behind_acknowledges_before_the_table(t: TestDb) {
         None,
         "not flushed yet"
     );
-    profiles.invalidate(other.id).await;
+    profiles.invalidate(other.id);
     assert_eq!(
         profiles.get(other.id).await.unwrap(),
         Some(inserted.clone()),
         "a miss reads the pending write, not the table"
     );
-    profiles.invalidate(other.id).await;
+    profiles.invalidate(other.id);
     let db = t.db.clone();
     let loaded = profiles
         .get_or_load(other.id, || profile::Entity::find_by_id(other.id).one(&db))
@@ -309,7 +309,51 @@ async fn warm_fills_from_a_select(t: TestDb) {
     assert_eq!(users.stats().hits, 10);
 }
 
+/// Updating a key no row has is `Error::NotFound` under every policy, through `update` and
+/// through `update_in`; nothing is written or cached.
+async fn update_of_a_missing_key_is_not_found_under_every_policy(t: TestDb) {
+    let missing = 4242;
+    for policy in [
+        Policy::CacheAside,
+        Policy::ReadThrough,
+        Policy::WriteThrough,
+        Policy::WriteBehind,
+    ] {
+        let cache = layer(&t, policy).await;
+        let users = cache.repository::<user::Entity>().unwrap();
+        let err = users.update(rename(missing, "ghost")).await.unwrap_err();
+        assert!(
+            matches!(err, Error::NotFound { entity: "users" }),
+            "{policy:?}: update gave {err:?}"
+        );
+        let repo = users.clone();
+        let err = cache
+            .transaction(|txn| {
+                Box::pin(async move {
+                    repo.update_in(txn, rename(missing, "ghost")).await?;
+                    Ok::<_, Error>(())
+                })
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::NotFound { entity: "users" }),
+            "{policy:?}: update_in gave {err:?}"
+        );
+        assert_eq!(users.peek(&missing), None, "{policy:?}: nothing cached");
+        assert_eq!(
+            users.stats().pending_writes,
+            0,
+            "{policy:?}: nothing queued"
+        );
+        cache.shutdown().await.unwrap();
+    }
+    assert_eq!(table_user(&t.db, missing).await, None);
+    assert_eq!(t.count("users").await, 0);
+}
+
 crate::backend_tests!(
+    update_of_a_missing_key_is_not_found_under_every_policy,
     cache_aside_loads_through_the_caller,
     read_through_loads_by_key_and_invalidates_on_write,
     write_through_caches_the_row_the_database_returned,

@@ -26,7 +26,7 @@ async fn load_started_before_invalidate_does_not_land(t: TestDb) {
     held.has_read.await.unwrap();
     // A writer commits and invalidates while the load is in flight.
     rename(u.id, "new").update(&t.db).await.unwrap();
-    users.invalidate(u.id).await;
+    users.invalidate(u.id);
     // A reader after the invalidation queues behind the in-flight load.
     let late_reader = {
         let users = users.clone();

@@ -187,7 +187,7 @@ async fn a_read_between_update_and_commit_does_not_stick(t: TestDb) {
     // The other order: the old row is cached before the commit; the commit removes it.
     let txn = cache.connection().begin().await.unwrap();
     rename(u.id, "newer").update(&txn).await.unwrap();
-    users.invalidate(u.id).await;
+    users.invalidate(u.id);
     let before = users.get(u.id).await.unwrap().unwrap();
     assert_eq!(before.name, "new", "uncommitted: readers see the old row");
     txn.commit().await.unwrap();

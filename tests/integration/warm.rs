@@ -74,7 +74,7 @@ async fn warm_fills_the_pending_write_over_the_table_row(t: TestDb) {
     let (cache, profiles) = write_behind(&t, NO_FLUSH).await;
     profiles.update(visits(1, 1)).await.unwrap();
     profiles.delete(2).await.unwrap();
-    profiles.invalidate(1).await;
+    profiles.invalidate(1);
     assert!(profiles.peek(&1).is_none());
 
     assert_eq!(profiles.warm(profile::Entity::find()).await.unwrap(), 2);
