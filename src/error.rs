@@ -5,7 +5,8 @@ use sea_orm::DbErr;
 /// Everything that can go wrong in sea-orm-cache.
 ///
 /// Database errors pass through unchanged as [`Error::Db`]; `From<Error> for DbErr` lets `?`
-/// work inside existing SeaORM code.
+/// work inside existing SeaORM code ([`Error::NotFound`] becomes `DbErr::RecordNotUpdated`,
+/// as SeaORM reports an update of a missing row; other errors `DbErr::Custom`).
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -123,6 +124,9 @@ impl From<Error> for DbErr {
     fn from(err: Error) -> Self {
         match err {
             Error::Db(db) => db,
+            // What SeaORM itself returns for an update of a missing row, so a service's
+            // existing handling of it keeps working through `?`.
+            Error::NotFound { .. } => DbErr::RecordNotUpdated,
             other => DbErr::Custom(other.to_string()),
         }
     }
