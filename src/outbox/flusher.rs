@@ -138,6 +138,20 @@ fn pks_in(backend: DbBackend, pks: &[String]) -> Result<Expr> {
     ))
 }
 
+/// `rows` (in id order) grouped by key: the keys in order of their first row, and each key's
+/// rows in id order.
+fn by_key(rows: Vec<outbox_row::Model>) -> (Vec<String>, HashMap<String, Vec<outbox_row::Model>>) {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_key: HashMap<String, Vec<outbox_row::Model>> = HashMap::new();
+    for row in rows {
+        if !by_key.contains_key(&row.pk) {
+            order.push(row.pk.clone());
+        }
+        by_key.entry(row.pk.clone()).or_default().push(row);
+    }
+    (order, by_key)
+}
+
 fn backoff_ms(attempts: i32) -> i64 {
     let exp = FIRST_BACKOFF_MS
         .saturating_mul(1_i64 << attempts.clamp(1, 20).saturating_sub(1))
@@ -249,14 +263,7 @@ impl<E: CacheableEntity> Outbox<E> {
         if rows.is_empty() {
             return Ok(None);
         }
-        let mut order: Vec<String> = Vec::new();
-        let mut by_key: HashMap<String, Vec<outbox_row::Model>> = HashMap::new();
-        for row in rows {
-            if !by_key.contains_key(&row.pk) {
-                order.push(row.pk.clone());
-            }
-            by_key.entry(row.pk.clone()).or_default().push(row);
-        }
+        let (order, mut by_key) = by_key(rows);
         let keys: Vec<KeyRows> = order
             .into_iter()
             .filter_map(|pk| by_key.remove(&pk).map(|rows| KeyRows { rows }))
@@ -298,14 +305,7 @@ impl<E: CacheableEntity> Outbox<E> {
         txn: &DatabaseTransaction,
         rows: Vec<outbox_row::Model>,
     ) -> Result<(Vec<KeyRows>, bool)> {
-        let mut order: Vec<String> = Vec::new();
-        let mut by_key: HashMap<String, Vec<outbox_row::Model>> = HashMap::new();
-        for row in rows {
-            if !by_key.contains_key(&row.pk) {
-                order.push(row.pk.clone());
-            }
-            by_key.entry(row.pk.clone()).or_default().push(row);
-        }
+        let (order, mut by_key) = by_key(rows);
         let oldest: HashMap<String, i64> = outbox_row::Entity::find()
             .select_only()
             .column(outbox_row::Column::Pk)

@@ -104,11 +104,8 @@ mod gated {
     }
 }
 
-/// Forced interleaving: writer A has committed and is held before its cache set; writer B of
-/// the same key starts. B must wait for A (the per-key write lock), so the cache ends with B's
-/// row, which is also the database's. Without the lock B would set first and A's older row
-/// would overwrite it.
-async fn a_held_write_cannot_overwrite_a_later_one(t: TestDb) {
+/// The `gated_rows` table with row 1 ("start"), cached write-through.
+async fn gated_layer(t: &TestDb) -> (CacheLayer, sea_orm_cache::Repository<gated::Entity>) {
     use sea_orm::{ActiveModelTrait, ConnectionTrait, Schema};
     let schema = Schema::new(t.db_backend());
     t.db.execute(&schema.create_table_from_entity(gated::Entity))
@@ -127,14 +124,35 @@ async fn a_held_write_cannot_overwrite_a_later_one(t: TestDb) {
         .await
         .unwrap();
     let rows = cache.repository::<gated::Entity>().unwrap();
+    (cache, rows)
+}
 
-    let held_name = format!("held by {:?} {}", t.backend, now_ms());
+/// Holds the next write that sets the name `name` in `after_save`: it reports on the first
+/// receiver, and goes on when the sender sends `true`.
+fn hold(
+    name: &str,
+) -> (
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::watch::Sender<bool>,
+) {
     let (reached, has_reached) = tokio::sync::oneshot::channel();
     let (release, on_release) = tokio::sync::watch::channel(false);
     gated::HOLDS
         .lock()
         .unwrap()
-        .push((held_name.clone(), reached, on_release));
+        .push((name.to_owned(), reached, on_release));
+    (has_reached, release)
+}
+
+/// Forced interleaving: writer A has committed and is held before its cache set; writer B of
+/// the same key starts. B must wait for A (the per-key write lock), so the cache ends with B's
+/// row, which is also the database's. Without the lock B would set first and A's older row
+/// would overwrite it.
+async fn a_held_write_cannot_overwrite_a_later_one(t: TestDb) {
+    let (_cache, rows) = gated_layer(&t).await;
+
+    let held_name = format!("held by {:?} {}", t.backend, now_ms());
+    let (has_reached, release) = hold(&held_name);
     let write = |name: String| {
         let rows = rows.clone();
         tokio::spawn(async move {
@@ -244,33 +262,12 @@ async fn sqlite_a_write_refused_for_a_lock_is_retried() {
 /// takes no repository lock) commits and invalidates the key. When the held write goes on, its
 /// older row must not land in the cache: the cache ends with the database's row.
 async fn a_held_write_cannot_overwrite_a_later_invalidation(t: TestDb) {
-    use sea_orm::{ActiveModelTrait, ConnectionTrait, Schema};
-    let schema = Schema::new(t.db_backend());
-    t.db.execute(&schema.create_table_from_entity(gated::Entity))
-        .await
-        .unwrap();
-    gated::ActiveModel {
-        id: Set(1),
-        name: Set("start".into()),
-    }
-    .insert(&t.db)
-    .await
-    .unwrap();
-    let cache = CacheLayer::builder(t.db.clone())
-        .cached::<gated::Entity>(|c| c.policy(Policy::WriteThrough))
-        .build()
-        .await
-        .unwrap();
-    let rows = cache.repository::<gated::Entity>().unwrap();
+    use sea_orm::ActiveModelTrait;
+    let (cache, rows) = gated_layer(&t).await;
     assert_eq!(rows.get(1).await.unwrap().unwrap().name, "start");
 
     let held_name = format!("held by {:?} {} (fence)", t.backend, now_ms());
-    let (reached, has_reached) = tokio::sync::oneshot::channel();
-    let (release, on_release) = tokio::sync::watch::channel(false);
-    gated::HOLDS
-        .lock()
-        .unwrap()
-        .push((held_name.clone(), reached, on_release));
+    let (has_reached, release) = hold(&held_name);
     let held = {
         let rows = rows.clone();
         let name = held_name.clone();
