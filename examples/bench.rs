@@ -5,12 +5,15 @@
 //!
 //! ```text
 //! cargo run --release --example bench
+//! cargo run --release --example bench -- --hits-only   # the in-memory hit rows only
 //! ```
 //!
 //! Everything runs against an in-memory SQLite database (`sqlite::memory:`; SeaORM gives a
 //! SQLite pool a single connection by default) with the `users` entity under read-through.
-//! In-memory figures are the best of 5 runs; database figures are medians of 20 alternating
-//! rounds. For `criterion` statistics, see
+//! In-memory figures are the best of 50 rounds of 200,000 reads, the repository and raw
+//! quick_cache measured in turn within each round; database figures are medians of 20 alternating rounds. The hit rows
+//! read one hot key, then 10,000 keys in a random order (one precomputed splitmix64 sequence,
+//! the same for `get`, `peek` and raw quick_cache). For `criterion` statistics, see
 //! `cargo bench --bench hit_miss`.
 
 use std::error::Error;
@@ -27,10 +30,12 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, Database, EntityTr
 use sea_orm_cache::{CacheLayer, Policy};
 use tokio::sync::Barrier;
 
-/// Runs of each measurement; the fastest is reported.
-const RUNS: u32 = 5;
-/// Iterations per run for the in-memory measurements (hit, raw quick_cache).
-const MEMORY_ITERS: u32 = 5_000_000;
+/// Rounds of the in-memory measurements (hit, peek, raw quick_cache), each measuring every
+/// row once in turn; the fastest round of each row is reported. Many short rounds keep the
+/// figures steady on a shared machine: a round preempted by another process is discarded.
+const RUNS: u32 = 50;
+/// Iterations per row per round for the in-memory measurements.
+const MEMORY_ITERS: u32 = 200_000;
 /// Iterations per round for the measurements that reach the database.
 const DB_ITERS: u32 = 2_000;
 /// Alternating rounds of raw and cached-connection writes, and writes per round.
@@ -44,6 +49,32 @@ const TASKS: usize = 1_000;
 const ROUNDS: i64 = 20;
 /// The key the hit, miss and find_by_id measurements read.
 const HOT: i64 = 1;
+/// The random-key hit rows read keys `SPREAD_BASE..SPREAD_BASE + SPREAD_KEYS`.
+const SPREAD_BASE: i64 = 1_000_000;
+const SPREAD_KEYS: i64 = 10_000;
+/// Length of the precomputed key sequence (a power of two), cycled through.
+const SEQUENCE: usize = 1 << 16;
+/// Capacity of the repository and of the raw quick_cache: room for every key read.
+const CAPACITY: usize = 20_000;
+
+/// Nanoseconds per read of `MEMORY_ITERS` reads `$body` of the keys `$keys` in turn (cycled;
+/// its length a power of two), after one untimed pass over `$keys`, so that each row starts
+/// with its own data in the CPU caches rather than the previous row's.
+macro_rules! ns_per_read {
+    ($keys:expr, |$key:ident| $body:expr) => {{
+        let keys: &[i64] = $keys;
+        let mask = keys.len() - 1;
+        for &$key in keys {
+            $body;
+        }
+        let started = Instant::now();
+        for i in 0..MEMORY_ITERS as usize {
+            let $key = keys[i & mask];
+            $body;
+        }
+        started.elapsed().as_nanos() as f64 / f64::from(MEMORY_ITERS)
+    }};
+}
 
 /// Nanoseconds per iteration of `$body`, the best of `$runs` runs of `$iters` iterations.
 macro_rules! best_ns {
@@ -88,34 +119,95 @@ async fn main() -> Result<(), Box<dyn Error>> {
     .exec(&db)
     .await?;
 
+    // The keys of the random-key rows, and their order: splitmix64 over SPREAD_KEYS keys.
+    for chunk in (SPREAD_BASE..SPREAD_BASE + SPREAD_KEYS)
+        .collect::<Vec<_>>()
+        .chunks(1_000)
+    {
+        user::Entity::insert_many(chunk.iter().map(|&id| user::ActiveModel {
+            id: Set(id),
+            email: Set(format!("user{id}@example.com")),
+            name: Set(format!("User {id}")),
+            bio: Set("Writes about caches.".to_owned()),
+            updated_at: Set(0),
+        }))
+        .exec(&db)
+        .await?;
+    }
+    let sequence: Vec<i64> = {
+        let mut state = 0x5eed_u64;
+        (0..SEQUENCE)
+            .map(|_| SPREAD_BASE + (splitmix64(&mut state) % SPREAD_KEYS as u64) as i64)
+            .collect()
+    };
+
     let cache = CacheLayer::builder(db.clone())
-        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough).capacity(CAPACITY))
         .build()
         .await?;
     let users = cache.repository::<user::Entity>()?;
 
-    // Repository hit: a warmed key.
+    // Warm the hot key and the spread keys, into the repository and into a bare quick_cache
+    // holding the same `Arc<user::Model>`s.
+    let raw_cache: Cache<i64, Arc<user::Model>> = Cache::new(CAPACITY);
     let model = users.get(HOT).await?.ok_or("user 1 exists")?;
-    let hits_before = users.stats().hits;
-    let hit = best_ns!(
-        RUNS,
-        MEMORY_ITERS,
-        black_box(users.get(black_box(HOT)).await?)
-    );
-    let hits = users.stats().hits - hits_before;
+    raw_cache.insert(HOT, model);
+    for id in SPREAD_BASE..SPREAD_BASE + SPREAD_KEYS {
+        let model = users.get(id).await?.ok_or("spread user exists")?;
+        raw_cache.insert(id, model);
+    }
     check(
-        hits == u64::from(RUNS * MEMORY_ITERS),
-        "every hit read was a hit",
+        raw_cache.len() == 1 + SPREAD_KEYS as usize,
+        "the raw cache holds every key",
     )?;
 
-    // The same lookup on a bare quick_cache.
-    let raw_cache: Cache<i64, Arc<user::Model>> = Cache::new(10_000);
-    raw_cache.insert(HOT, model);
-    let raw = best_ns!(
-        RUNS,
-        MEMORY_ITERS,
-        black_box(raw_cache.get(black_box(&HOT)))
-    );
+    // Each round measures the repository and raw quick_cache in turn; the best round of each
+    // row is kept.
+    let hot = [HOT];
+    let hits_before = users.stats().hits;
+    let mut f = HitFigures::default();
+    for _ in 0..RUNS {
+        for (keys, raw, get, peek) in [
+            (&hot[..], &mut f.raw_hot, &mut f.get_hot, &mut f.peek_hot),
+            (
+                &sequence[..],
+                &mut f.raw_spread,
+                &mut f.get_spread,
+                &mut f.peek_spread,
+            ),
+        ] {
+            *raw = raw.min(ns_per_read!(keys, |key| black_box(
+                raw_cache.get(black_box(&key))
+            )));
+            *get = get.min(ns_per_read!(keys, |key| black_box(
+                users.get(black_box(key)).await?
+            )));
+            *peek = peek.min(ns_per_read!(keys, |key| black_box(
+                users.peek(black_box(&key))
+            )));
+        }
+    }
+    let hits = users.stats().hits - hits_before;
+    let reads_per_round = 2 * u64::from(MEMORY_ITERS) + 1 + SEQUENCE as u64;
+    check(
+        hits == u64::from(RUNS) * reads_per_round,
+        "every hit read was a hit",
+    )?;
+    check(
+        users.stats().misses == 1 + SPREAD_KEYS as u64,
+        "no read missed after warming",
+    )?;
+    let hit = f.get_hot;
+
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    if std::env::args().any(|arg| arg == "--hits-only") {
+        println!("Measured on: <date>, <machine> ({cores} hardware threads available)");
+        println!();
+        print_header();
+        print_hit_rows(&f);
+        cache.shutdown().await?;
+        return Ok(());
+    }
 
     // SeaORM by itself, and a read-through miss (every iteration drops the entry, so `get`
     // loads from the database). Database timings drift, so the two alternate in short rounds
@@ -162,16 +254,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         max_selects = max_selects.max(selects.load(Relaxed) - selects_before);
     }
 
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("Measured on: <date>, <machine> ({cores} hardware threads available)");
     println!();
-    println!("| Operation | ns/op | Comparison |");
-    println!("|---|---:|---|");
-    println!("| Repository hit (`users.get`, warmed key, read-through) | {hit:.0} | |");
-    println!(
-        "| Raw quick_cache `get` of an `Arc<user::Model>` | {raw:.0} | hit / raw = {:.2}× |",
-        hit / raw
-    );
+    print_header();
+    print_hit_rows(&f);
     println!(
         "| SeaORM `find_by_id(id).one(&db)` (in-memory SQLite) | {find:.0} | find_by_id / hit = {:.0}× |",
         find / hit
@@ -442,6 +528,65 @@ fn print_throughput_rows(backend: &str, f: &WriteBehindFigures) {
         "| Hot keys, {backend}: {HOT_UPDATES} write-behind updates over {HOT_KEYS} keys | - | {} table row writes in {} statements |",
         f.hot_table_writes, f.hot_statements
     );
+}
+
+/// Best ns/op of the hit rows.
+struct HitFigures {
+    raw_hot: f64,
+    get_hot: f64,
+    peek_hot: f64,
+    raw_spread: f64,
+    get_spread: f64,
+    peek_spread: f64,
+}
+
+impl Default for HitFigures {
+    fn default() -> Self {
+        Self {
+            raw_hot: f64::INFINITY,
+            get_hot: f64::INFINITY,
+            peek_hot: f64::INFINITY,
+            raw_spread: f64::INFINITY,
+            get_spread: f64::INFINITY,
+            peek_spread: f64::INFINITY,
+        }
+    }
+}
+
+fn print_header() {
+    println!("| Operation | ns/op | Comparison |");
+    println!("|---|---:|---|");
+}
+
+fn print_hit_rows(f: &HitFigures) {
+    for (keys, raw, get, peek) in [
+        ("one hot key", f.raw_hot, f.get_hot, f.peek_hot),
+        (
+            "10,000 random keys",
+            f.raw_spread,
+            f.get_spread,
+            f.peek_spread,
+        ),
+    ] {
+        println!("| Raw quick_cache `get` of an `Arc<user::Model>`, {keys} | {raw:.1} | |");
+        println!(
+            "| Repository hit (`users.get`, read-through), {keys} | {get:.1} | get / raw = {:.2}× |",
+            get / raw
+        );
+        println!(
+            "| `users.peek`, {keys} | {peek:.1} | peek / raw = {:.2}× |",
+            peek / raw
+        );
+    }
+}
+
+/// The next value of a splitmix64 sequence.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The median of `values`.
