@@ -1,5 +1,5 @@
 //! Helpers for a user's own `ActiveModelBehavior` impl, for writes that do not go through
-//! [`CachedConnection`](crate::CachedConnection).
+//! [`CachedConnection`].
 //!
 //! SeaORM runs `after_save` and `after_delete` right after the statement, *before* the
 //! transaction (if any) commits, and gives the hook nothing to register an on-commit
@@ -8,7 +8,7 @@
 //!
 //! | Connection passed to the hook | What the helper does | Guarantee |
 //! |---|---|---|
-//! | [`CachedConnection`](crate::CachedConnection) or [`CachedTransaction`](crate::CachedTransaction) | nothing: the connection saw the statement and already invalidates the key after the commit | exact: after commit, never on rollback |
+//! | [`CachedConnection`] or [`CachedTransaction`] | nothing: the connection saw the statement and already invalidates the key after the commit | exact: after commit, never on rollback |
 //! | `DatabaseConnection` (autocommit) | invalidates the key at once: the statement has committed | exact |
 //! | `DatabaseTransaction`, or any other connection | invalidates the key and quarantines it for [`QUARANTINE`]: no load fills it until then | exact if the transaction commits within [`QUARANTINE`] of the write; otherwise a read between the quarantine's end and the commit may cache the old row until its TTL. A rollback only costs a reload. |
 //!

@@ -40,7 +40,7 @@ pub(crate) struct Entry<M> {
     /// Handed to waiters of one load, then removed at once (negative caching is off).
     transient: bool,
     /// A write-behind value not yet applied to the table: the write's sequence number (see
-    /// [`Store::set_dirty`]), or 0. Dirty entries are not evicted for capacity while fresh.
+    /// [`Store::put`]), or 0. Dirty entries are not evicted for capacity while fresh.
     dirty: u64,
 }
 
