@@ -389,11 +389,12 @@ impl CacheLayer {
         T: Send,
         E: From<DbErr> + fmt::Display + fmt::Debug + Send,
     {
-        match self.inner.connection.transaction(callback).await {
-            Ok(value) => Ok(value),
-            Err(TransactionError::Connection(err)) => Err(err.into()),
-            Err(TransactionError::Transaction(err)) => Err(err),
-        }
+        self.transaction_typed(callback)
+            .await
+            .map_err(|err| match err {
+                TransactionError::Connection(err) => err.into(),
+                TransactionError::Transaction(err) => err,
+            })
     }
 
     /// [`transaction`](Self::transaction) for a callback whose error type has no
