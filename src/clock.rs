@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The time source of a [`CacheLayer`](crate::CacheLayer): milliseconds since it started.
 #[derive(Clone, Debug)]
@@ -71,4 +71,12 @@ impl Clock {
     pub fn now_ms(&self) -> u64 {
         self.now_ms.load(Ordering::Relaxed)
     }
+}
+
+/// Wall-clock milliseconds since the Unix epoch: outbox times are shared by every instance and
+/// survive restarts, so they cannot come from a [`Clock`].
+pub(crate) fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -53,8 +53,8 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::connection::{CachedConnection, CachedTransaction};
 
+use crate::entity_cache::EntityCache;
 use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_of_model};
-use crate::repository::EntityCache;
 
 /// How long the hooks keep a key written inside a plain `DatabaseTransaction` from being
 /// filled: the time its transaction has to commit.

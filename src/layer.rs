@@ -16,10 +16,12 @@ use crate::cached::{CachedEntity, ModelCodec};
 use crate::clock::Clock;
 use crate::config::{CacheConfig, Policy};
 use crate::connection::{CachedConnection, CachedTransaction};
+use crate::entity_cache::EntityCache;
+use crate::entity_table::EntityTable;
 use crate::error::{Error, Result};
 use crate::invalidation::Tables;
 use crate::key::CacheableEntity;
-use crate::repository::{EntityCache, Repository};
+use crate::repository::Repository;
 
 /// How long [`CacheLayer::shutdown`] keeps flushing write-behind writes before it gives up
 /// (the rows stay in the outbox for the next start).
@@ -173,7 +175,7 @@ impl CacheLayerBuilder {
                 clock.clone(),
                 codec,
             )?);
-            tables.insert(cache.clone());
+            tables.insert(cache.name, Arc::new(EntityTable(cache.clone())));
             crate::hooks::register(&cache);
             Ok(Registered {
                 cache: cache.clone(),
@@ -322,7 +324,7 @@ impl CacheLayer {
             .entities
             .get(&TypeId::of::<E>())
             .and_then(|registered| registered.cache.clone().downcast::<EntityCache<E>>().ok())
-            .map(|inner| Repository { inner })
+            .map(Repository::new)
             .ok_or_else(|| Error::NotRegistered {
                 entity: sea_orm::EntityName::table_name(&E::default()),
             })

@@ -106,10 +106,13 @@ mod cached;
 mod clock;
 mod config;
 mod connection;
+mod entity_cache;
+mod entity_table;
 mod error;
 pub mod hooks;
 mod invalidation;
 mod key;
+mod key_locks;
 mod layer;
 #[cfg(feature = "migration")]
 pub mod migration;

@@ -8,130 +8,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use sea_orm::sea_query::IntoValueTuple;
-use sea_orm::{DatabaseConnection, DbErr, QueryFilter, Select};
+use sea_orm::{DbErr, QueryFilter, Select};
 
-use crate::cached::ModelCodec;
-use crate::clock::Clock;
-use crate::config::{CacheConfig, Policy};
+use crate::config::CacheConfig;
 use crate::connection::CachedTransaction;
+use crate::entity_cache::EntityCache;
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text, keys_condition};
-use crate::outbox::Outbox;
-use crate::policy::KeyLocks;
-use crate::stats::{CacheStats, Counters, add, bump};
-use crate::store::{Lookup, Store};
-
-/// Everything one entity's cache holds; shared by its repositories and background tasks.
-pub(crate) struct EntityCache<E: CacheableEntity> {
-    pub(crate) name: &'static str,
-    pub(crate) db: DatabaseConnection,
-    pub(crate) config: CacheConfig,
-    pub(crate) store: Arc<Store<KeyOf<E>, E::Model>>,
-    pub(crate) locks: KeyLocks,
-    pub(crate) queue: Option<Arc<Outbox<E>>>,
-    pub(crate) counters: Arc<Counters>,
-}
-
-impl<E: CacheableEntity> fmt::Debug for EntityCache<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EntityCache")
-            .field("entity", &self.name)
-            .field("config", &self.config)
-            .field("store", &self.store)
-            .field("queue", &self.queue)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<E: CacheableEntity> EntityCache<E> {
-    /// Builds the entity's store; a write-behind entity also starts its outbox flusher, and
-    /// needs `codec` ([`Error::NotSerializable`] without one).
-    pub(crate) fn new(
-        db: DatabaseConnection,
-        config: CacheConfig,
-        clock: Clock,
-        codec: Option<ModelCodec<E::Model>>,
-    ) -> Result<Self> {
-        let name = E::default().table_name();
-        let counters = Arc::new(Counters::default());
-        let store = Arc::new(Store::new(&config, clock, counters.clone()));
-        let queue = match config.policy {
-            Policy::WriteBehind => Some(Outbox::<E>::start(
-                db.clone(),
-                name,
-                codec.ok_or(Error::NotSerializable { entity: name })?,
-                config.write_behind.clone(),
-                counters.clone(),
-                store.clone(),
-            )?),
-            _ => None,
-        };
-        Ok(Self {
-            name,
-            store,
-            locks: KeyLocks::new(counters.clone()),
-            db,
-            config,
-            queue,
-            counters,
-        })
-    }
-
-    /// `get` after a missed hit.
-    async fn get_miss(&self, key: KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
-        if self.config.policy == Policy::CacheAside {
-            bump(&self.counters.misses);
-            return Err(Error::LoaderRequired { entity: self.name });
-        }
-        self.load_with(&key, || self.load_by_key(&key)).await
-    }
-
-    /// Read-through read: the cache, else one coalesced load by key.
-    pub(crate) async fn read(&self, key: &KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
-        if let Some(value) = self.store.hit(key) {
-            return Ok(value);
-        }
-        self.load_with(key, || self.load_by_key(key)).await
-    }
-
-    /// The miss path shared by every policy: wait for a load in flight, or run `load` and fill
-    /// its result unless the key was invalidated meanwhile. A failed load caches nothing.
-    pub(crate) async fn load_with<F, Fut>(
-        &self,
-        key: &KeyOf<E>,
-        load: F,
-    ) -> Result<Option<Arc<E::Model>>>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<Arc<E::Model>>>>,
-    {
-        bump(&self.counters.misses);
-        let (guard, stale) = match self.store.lookup_or_guard(key).await {
-            Lookup::Fresh(value) => return Ok(value),
-            Lookup::Load { guard, stale } => (guard, stale),
-        };
-        let ticket = self.store.ticket();
-        match load().await {
-            Ok(value) => {
-                bump(&self.counters.loads);
-                self.store.fill_guarded(guard, key, ticket, value.clone());
-                Ok(value)
-            }
-            Err(err) => {
-                bump(&self.counters.load_errors);
-                match stale {
-                    Some(stale) if self.store.may_serve_stale(&stale) => {
-                        bump(&self.counters.stale_served);
-                        let value = stale.value.clone();
-                        self.store.restore_stale(guard, key, ticket, stale);
-                        Ok(value)
-                    }
-                    _ => Err(err),
-                }
-            }
-        }
-    }
-}
+use crate::policy::{self, PolicyPaths};
+use crate::stats::{CacheStats, add, bump};
 
 /// An update's "no row has that key", whichever way the policy found out: SeaORM's
 /// `RecordNotUpdated` (the `UPDATE` matched nothing) or `RecordNotFound` (the row was gone when
@@ -185,13 +70,15 @@ impl<E: CacheableEntity> fmt::Debug for Get<'_, E> {
 /// Keys are the entity's primary-key type: `i64` for `users`, `(i64, i64)` for a composite
 /// key. Values are shared as `Arc<Model>`.
 pub struct Repository<E: CacheableEntity> {
-    pub(crate) inner: Arc<EntityCache<E>>,
+    inner: Arc<EntityCache<E>>,
+    paths: &'static dyn PolicyPaths<E>,
 }
 
 impl<E: CacheableEntity> Clone for Repository<E> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
+            paths: self.paths,
         }
     }
 }
@@ -206,6 +93,12 @@ impl<E: CacheableEntity> fmt::Debug for Repository<E> {
 }
 
 impl<E: CacheableEntity> Repository<E> {
+    /// The repository of `inner`, with its policy's paths.
+    pub(crate) fn new(inner: Arc<EntityCache<E>>) -> Self {
+        let paths = policy::paths_of(inner.config.policy);
+        Self { inner, paths }
+    }
+
     /// The entity's configuration.
     pub fn config(&self) -> &CacheConfig {
         &self.inner.config
@@ -226,7 +119,7 @@ impl<E: CacheableEntity> Repository<E> {
     pub fn get(&self, key: KeyOf<E>) -> Get<'_, E> {
         Get(match self.inner.store.hit(&key) {
             Some(value) => GetState::Hit(Some(value)),
-            None => GetState::Miss(Box::pin(self.inner.get_miss(key))),
+            None => GetState::Miss(self.paths.miss(&self.inner, key)),
         })
     }
 
@@ -303,7 +196,7 @@ impl<E: CacheableEntity> Repository<E> {
             return Ok(out);
         }
         add(&inner.counters.misses, missing.len() as u64);
-        if inner.config.policy == Policy::CacheAside {
+        if !self.paths.loads() {
             return Err(Error::LoaderRequired { entity: inner.name });
         }
         let ticket = inner.store.ticket();
@@ -360,11 +253,7 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`Error::Encode`] and [`Error::OutboxRowTooLarge`] (the write is not acknowledged).
     pub async fn insert(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
         let inner = &*self.inner;
-        let model = match inner.config.policy {
-            Policy::CacheAside | Policy::ReadThrough => inner.insert_invalidate(am).await?,
-            Policy::WriteThrough => inner.insert_through(am).await?,
-            Policy::WriteBehind => inner.insert_behind(am).await?,
-        };
+        let model = self.paths.insert(inner, am).await?;
         bump(&inner.counters.writes);
         Ok(model)
     }
@@ -382,12 +271,11 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`Error::OutboxRowTooLarge`] (write-behind: the write is not acknowledged).
     pub async fn update(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
         let inner = &*self.inner;
-        let model = match inner.config.policy {
-            Policy::CacheAside | Policy::ReadThrough => inner.update_invalidate(am).await,
-            Policy::WriteThrough => inner.update_through(am).await,
-            Policy::WriteBehind => inner.update_behind(am).await,
-        }
-        .map_err(|err| missing_row(err, inner.name))?;
+        let model = self
+            .paths
+            .update(inner, am)
+            .await
+            .map_err(|err| missing_row(err, inner.name))?;
         bump(&inner.counters.writes);
         Ok(model)
     }
@@ -399,11 +287,7 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`Error::Db`] from the database.
     pub async fn delete(&self, key: KeyOf<E>) -> Result<bool> {
         let inner = &*self.inner;
-        let existed = match inner.config.policy {
-            Policy::CacheAside | Policy::ReadThrough => inner.delete_invalidate(&key).await?,
-            Policy::WriteThrough => inner.delete_through(&key).await?,
-            Policy::WriteBehind => inner.delete_behind(&key).await?,
-        };
+        let existed = self.paths.delete(inner, &key).await?;
         bump(&inner.counters.writes);
         Ok(existed)
     }
@@ -433,7 +317,7 @@ impl<E: CacheableEntity> Repository<E> {
         txn: &CachedTransaction,
         am: E::ActiveModel,
     ) -> Result<Arc<E::Model>> {
-        self.inner.save_in(txn, am, true).await
+        self.paths.save_in(&self.inner, txn, am, true).await
     }
 
     /// [`update`](Self::update) inside `txn`; the cache follows after the outermost commit.
@@ -447,8 +331,8 @@ impl<E: CacheableEntity> Repository<E> {
         txn: &CachedTransaction,
         am: E::ActiveModel,
     ) -> Result<Arc<E::Model>> {
-        self.inner
-            .save_in(txn, am, false)
+        self.paths
+            .save_in(&self.inner, txn, am, false)
             .await
             .map_err(|err| missing_row(err, self.inner.name))
     }
@@ -460,7 +344,7 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`Error::Db`]; under write-behind also [`Error::Encode`] and
     /// [`Error::OutboxRowTooLarge`].
     pub async fn delete_in(&self, txn: &CachedTransaction, key: KeyOf<E>) -> Result<bool> {
-        self.inner.delete_in(txn, key).await
+        self.paths.delete_in(&self.inner, txn, key).await
     }
 
     /// Deletes the key's entry; the next read loads it again. A load of the key already in

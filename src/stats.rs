@@ -68,7 +68,7 @@ impl Counters {
             dead_lettered: self.dead_lettered.load(Relaxed),
             flush_lag_ms: match self.oldest_pending_at.load(Relaxed) {
                 0 => 0,
-                oldest => (crate::outbox::wall_ms() - oldest).max(0) as u64,
+                oldest => (crate::clock::wall_ms() - oldest).max(0) as u64,
             },
             entries,
             pending_writes,

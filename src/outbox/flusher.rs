@@ -24,7 +24,10 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use super::{DELETE, Outbox, dead_letter_row, outbox_row, wall_ms};
+use super::pending::DELETE;
+use super::queue::Outbox;
+use super::table::{dead_letter_row, outbox_row};
+use crate::clock::wall_ms;
 use crate::error::Result;
 use crate::key::{CacheableEntity, KeyOf, key_of_model, keys_condition};
 use crate::stats::{add, bump};
@@ -181,7 +184,7 @@ impl<E: CacheableEntity> Outbox<E> {
     /// Counts this entity's outbox rows; records the oldest one's age for the stats.
     pub(super) async fn refresh_depth(&self) -> Result<(usize, Option<i64>)> {
         use std::sync::atomic::Ordering;
-        let commits_before = self.depth_lock().commits;
+        let commits_before = self.pressure.depth_lock().commits;
         let counted: Option<(i64, Option<i64>, Option<i64>)> = outbox_row::Entity::find()
             .select_only()
             .expr(sea_orm::sea_query::ExprTrait::count(Expr::col(
@@ -201,7 +204,7 @@ impl<E: CacheableEntity> Outbox<E> {
         {
             // Commits made while counting may or may not be in the count: keep them (erring
             // high keeps the bound).
-            let mut depth = self.depth_lock();
+            let mut depth = self.pressure.depth_lock();
             let meanwhile = (depth.commits - commits_before) as i64;
             depth.counted = rows + meanwhile;
         }
@@ -214,10 +217,7 @@ impl<E: CacheableEntity> Outbox<E> {
     /// Flushes until nothing can be applied now.
     pub(super) async fn flush_all(&self) -> Result<FlushReport> {
         let _one_at_a_time = self.flushing.lock().await;
-        self.window_keys
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        self.pressure.new_window();
         let mut report = FlushReport::default();
         loop {
             let (more, applied) = self.round().await?;
@@ -229,7 +229,7 @@ impl<E: CacheableEntity> Outbox<E> {
             }
         }
         let (left, next_available) = self.refresh_depth().await?;
-        self.room.notify_waiters();
+        self.pressure.room.notify_waiters();
         report.left = left;
         // Rows written while this flush ran are available at once; they wait for the next
         // gather window. Only rows that are all backing off make the flusher wait for them.
@@ -273,7 +273,7 @@ impl<E: CacheableEntity> Outbox<E> {
         let outbox = self.clone();
         Ok(Some(Box::new(move || {
             outbox.record(&applied, &written, Some(mark));
-            outbox.room.notify_waiters();
+            outbox.pressure.room.notify_waiters();
         })))
     }
 
@@ -434,7 +434,7 @@ impl<E: CacheableEntity> Outbox<E> {
         );
         add(&self.counters.dead_lettered, applied.dead as u64);
         add(&self.counters.db_writes, applied.statements);
-        self.depth_lock().counted -= (applied.rows + applied.dead) as i64;
+        self.pressure.depth_lock().counted -= (applied.rows + applied.dead) as i64;
     }
 
     /// One batch: `(more, keys applied)`, where `more` says the batch was full, so rows
@@ -539,7 +539,7 @@ impl<E: CacheableEntity> Outbox<E> {
         txn.commit().await?;
         if dead > 0 {
             add(&self.counters.dead_lettered, dead);
-            self.depth_lock().counted -= dead as i64;
+            self.pressure.depth_lock().counted -= dead as i64;
         }
         // The dead write will not reach the table: stop serving it (a later write of the key
         // still pending is read back from the outbox).

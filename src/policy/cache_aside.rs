@@ -5,9 +5,14 @@ use std::sync::Arc;
 
 use sea_orm::ActiveModelTrait;
 
-use crate::error::Result;
+use async_trait::async_trait;
+
+use super::in_transaction::{self, AfterCommit};
+use super::paths::PolicyPaths;
+use crate::connection::CachedTransaction;
+use crate::entity_cache::EntityCache;
+use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_model};
-use crate::repository::EntityCache;
 use crate::retry::retrying;
 use crate::stats::bump;
 
@@ -37,5 +42,53 @@ impl<E: CacheableEntity> EntityCache<E> {
         bump(&self.counters.db_writes);
         self.store.invalidate(key);
         Ok(result.rows_affected > 0)
+    }
+}
+
+/// Cache-aside: a miss is the caller's to load ([`Repository::get_or_load`](crate::Repository::get_or_load));
+/// writes invalidate.
+#[derive(Debug)]
+pub(crate) struct CacheAside;
+
+#[async_trait]
+impl<E: CacheableEntity> PolicyPaths<E> for CacheAside {
+    fn loads(&self) -> bool {
+        false
+    }
+
+    async fn miss(&self, cache: &EntityCache<E>, _key: KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
+        bump(&cache.counters.misses);
+        Err(Error::LoaderRequired { entity: cache.name })
+    }
+
+    async fn insert(&self, cache: &EntityCache<E>, am: E::ActiveModel) -> Result<Arc<E::Model>> {
+        cache.insert_invalidate(am).await
+    }
+
+    async fn update(&self, cache: &EntityCache<E>, am: E::ActiveModel) -> Result<Arc<E::Model>> {
+        cache.update_invalidate(am).await
+    }
+
+    async fn delete(&self, cache: &EntityCache<E>, key: &KeyOf<E>) -> Result<bool> {
+        cache.delete_invalidate(key).await
+    }
+
+    async fn save_in(
+        &self,
+        cache: &Arc<EntityCache<E>>,
+        txn: &CachedTransaction,
+        am: E::ActiveModel,
+        insert: bool,
+    ) -> Result<Arc<E::Model>> {
+        in_transaction::save_in(cache, txn, am, insert, AfterCommit::Invalidate).await
+    }
+
+    async fn delete_in(
+        &self,
+        cache: &Arc<EntityCache<E>>,
+        txn: &CachedTransaction,
+        key: KeyOf<E>,
+    ) -> Result<bool> {
+        in_transaction::delete_in(cache, txn, key).await
     }
 }

@@ -1,58 +1,27 @@
-//! The four policies' read and write paths (DESIGN section 1), one file each, as methods on
-//! the per-entity state that [`Repository`](crate::Repository) dispatches to.
+//! The four policies (DESIGN section 1), one file each, behind one small trait,
+//! [`PolicyPaths`]: how a miss loads, and what a write does to the database and the cache,
+//! outside a transaction and inside a caller's [`CachedTransaction`].
+//! [`Repository`](crate::Repository) holds the policy's paths and calls them; it never asks
+//! which policy it has.
 
 pub(crate) mod cache_aside;
 pub(crate) mod in_transaction;
+pub(crate) mod paths;
 pub(crate) mod read_through;
 pub(crate) mod write_behind;
 pub(crate) mod write_through;
 
-use std::hash::{BuildHasher, Hash};
-use std::sync::Arc;
+pub(crate) use paths::PolicyPaths;
 
-use quick_cache::DefaultHashBuilder;
-use tokio::sync::{Mutex, MutexGuard};
+use crate::config::Policy;
+use crate::key::CacheableEntity;
 
-use crate::stats::{Counters, bump};
-
-/// Number of per-key write lock stripes.
-const STRIPES: usize = 1024;
-
-/// Serialises writes to one key (write-through, write-behind) so that the cache ends with the
-/// value of the last write the database applied. Striped: keys that share a stripe also share
-/// the lock, which costs write concurrency, never correctness.
-pub(crate) struct KeyLocks {
-    hasher: DefaultHashBuilder,
-    stripes: Box<[Mutex<()>]>,
-    counters: Arc<Counters>,
-}
-
-impl std::fmt::Debug for KeyLocks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyLocks")
-            .field("stripes", &self.stripes.len())
-            .finish()
-    }
-}
-
-impl KeyLocks {
-    pub(crate) fn new(counters: Arc<Counters>) -> Self {
-        Self {
-            hasher: DefaultHashBuilder::default(),
-            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            counters,
-        }
-    }
-
-    /// Waits for the key's write lock; a wait is counted in `write_lock_waits`.
-    pub(crate) async fn lock<K: Hash>(&self, key: &K) -> MutexGuard<'_, ()> {
-        let stripe = &self.stripes[(self.hasher.hash_one(key) as usize) % STRIPES];
-        match stripe.try_lock() {
-            Ok(guard) => guard,
-            Err(_) => {
-                bump(&self.counters.write_lock_waits);
-                stripe.lock().await
-            }
-        }
+/// The paths of `policy`.
+pub(crate) fn paths_of<E: CacheableEntity>(policy: Policy) -> &'static dyn PolicyPaths<E> {
+    match policy {
+        Policy::CacheAside => &cache_aside::CacheAside,
+        Policy::ReadThrough => &read_through::ReadThrough,
+        Policy::WriteThrough => &write_through::WriteThrough,
+        Policy::WriteBehind => &write_behind::WriteBehind,
     }
 }

@@ -7,11 +7,15 @@ use std::sync::Arc;
 
 use sea_orm::{ActiveModelTrait, ActiveValue, IntoActiveModel, Iterable, TryIntoModel};
 
+use async_trait::async_trait;
+
+use super::in_transaction::{self, AfterCommit};
+use super::paths::PolicyPaths;
 use crate::connection::CachedTransaction;
+use crate::entity_cache::EntityCache;
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_active_model};
 use crate::outbox::{Outbox, PendingWrite};
-use crate::repository::EntityCache;
 use crate::stats::bump;
 
 /// `changes` applied over `current`: columns the ActiveModel `Set` win, the rest keep their
@@ -115,7 +119,8 @@ impl<E: CacheableEntity> EntityCache<E> {
                 None => return Ok(None),
             },
         };
-        outbox.push_in(txn, &key, &write).await?;
+        let reservation = outbox.push_in(txn.raw(), &key, &write).await?;
+        txn.defer(Box::new(move || reservation.commit()));
         bump(&self.counters.writes);
         let cache = self.clone();
         Ok(match write {
@@ -131,5 +136,52 @@ impl<E: CacheableEntity> EntityCache<E> {
                 Some(model)
             }
         })
+    }
+}
+
+/// Write-behind: loads on a miss (a pending write first); a write sets the cache and commits
+/// an outbox row, and the flusher applies it later.
+#[derive(Debug)]
+pub(crate) struct WriteBehind;
+
+#[async_trait]
+impl<E: CacheableEntity> PolicyPaths<E> for WriteBehind {
+    async fn insert(&self, cache: &EntityCache<E>, am: E::ActiveModel) -> Result<Arc<E::Model>> {
+        cache.insert_behind(am).await
+    }
+
+    async fn update(&self, cache: &EntityCache<E>, am: E::ActiveModel) -> Result<Arc<E::Model>> {
+        cache.update_behind(am).await
+    }
+
+    async fn delete(&self, cache: &EntityCache<E>, key: &KeyOf<E>) -> Result<bool> {
+        cache.delete_behind(key).await
+    }
+
+    /// A known key queues an outbox row in `txn`; a database-assigned key is written through
+    /// in `txn`, as [`insert`](Self::insert) does outside one.
+    async fn save_in(
+        &self,
+        cache: &Arc<EntityCache<E>>,
+        txn: &CachedTransaction,
+        am: E::ActiveModel,
+        insert: bool,
+    ) -> Result<Arc<E::Model>> {
+        match key_of_active_model::<E>(&am) {
+            Some(key) => cache
+                .write_behind_in(txn, key, Some((am, insert)))
+                .await?
+                .ok_or(Error::NotFound { entity: cache.name }),
+            None => in_transaction::save_in(cache, txn, am, insert, AfterCommit::Set).await,
+        }
+    }
+
+    async fn delete_in(
+        &self,
+        cache: &Arc<EntityCache<E>>,
+        txn: &CachedTransaction,
+        key: KeyOf<E>,
+    ) -> Result<bool> {
+        Ok(cache.write_behind_in(txn, key, None).await?.is_some())
     }
 }

@@ -6,9 +6,14 @@ use std::sync::Arc;
 
 use sea_orm::ActiveModelTrait;
 
+use async_trait::async_trait;
+
+use super::in_transaction::{self, AfterCommit};
+use super::paths::PolicyPaths;
+use crate::connection::CachedTransaction;
+use crate::entity_cache::EntityCache;
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_of_model};
-use crate::repository::EntityCache;
 use crate::retry::retrying;
 use crate::stats::bump;
 
@@ -53,5 +58,43 @@ impl<E: CacheableEntity> EntityCache<E> {
         bump(&self.counters.db_writes);
         self.store.invalidate(key);
         Ok(result.rows_affected > 0)
+    }
+}
+
+/// Write-through: loads on a miss; a write sets the key to the row the database returned.
+#[derive(Debug)]
+pub(crate) struct WriteThrough;
+
+#[async_trait]
+impl<E: CacheableEntity> PolicyPaths<E> for WriteThrough {
+    async fn insert(&self, cache: &EntityCache<E>, am: E::ActiveModel) -> Result<Arc<E::Model>> {
+        cache.insert_through(am).await
+    }
+
+    async fn update(&self, cache: &EntityCache<E>, am: E::ActiveModel) -> Result<Arc<E::Model>> {
+        cache.update_through(am).await
+    }
+
+    async fn delete(&self, cache: &EntityCache<E>, key: &KeyOf<E>) -> Result<bool> {
+        cache.delete_through(key).await
+    }
+
+    async fn save_in(
+        &self,
+        cache: &Arc<EntityCache<E>>,
+        txn: &CachedTransaction,
+        am: E::ActiveModel,
+        insert: bool,
+    ) -> Result<Arc<E::Model>> {
+        in_transaction::save_in(cache, txn, am, insert, AfterCommit::Set).await
+    }
+
+    async fn delete_in(
+        &self,
+        cache: &Arc<EntityCache<E>>,
+        txn: &CachedTransaction,
+        key: KeyOf<E>,
+    ) -> Result<bool> {
+        in_transaction::delete_in(cache, txn, key).await
     }
 }

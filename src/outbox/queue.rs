@@ -1,0 +1,352 @@
+//! One entity's outbox ([`Outbox`]): the writer's side (a row per write, checked against the
+//! columns' capacity, committed alone or in the caller's transaction), the reads of pending
+//! writes, and the flusher task's loop. The flush itself is in `flusher.rs`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use sea_orm::sea_query::IntoValueTuple;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, QueryOrder,
+};
+use tokio::task::JoinHandle;
+
+use super::backpressure::{Backpressure, Reservation};
+use super::pending::{DELETE, PendingWrite};
+use super::table::{self, Capacity, RowCapacity, outbox_row};
+use super::writer;
+use crate::cached::ModelCodec;
+use crate::clock::wall_ms;
+use crate::config::WriteBehindConfig;
+use crate::error::{Error, Result};
+use crate::key::{CacheableEntity, KeyOf, key_text};
+use crate::stats::Counters;
+use crate::store::Store;
+
+/// How often an idle flusher looks for rows other instances wrote.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How long `shutdown` waits before trying again when rows it could not apply (held by
+/// another instance's flush) are left.
+const BLOCKED_PAUSE: Duration = Duration::from_millis(10);
+
+/// One entity's outbox: its writer, its flusher, and the bound on pending rows.
+pub(crate) struct Outbox<E: CacheableEntity> {
+    pub(super) db: DatabaseConnection,
+    pub(super) entity: &'static str,
+    pub(super) codec: ModelCodec<E::Model>,
+    pub(super) config: WriteBehindConfig,
+    pub(super) counters: Arc<Counters>,
+    /// The entity's store: applied keys' entries are marked clean (unpinned) there.
+    pub(super) store: Arc<Store<KeyOf<E>, E::Model>>,
+    pub(super) writer: writer::GroupWriter,
+    /// The bound on pending rows, and the flusher's wake-ups.
+    pub(super) pressure: Arc<Backpressure>,
+    /// One flush at a time in this instance.
+    pub(super) flushing: tokio::sync::Mutex<()>,
+    pub(super) task: Mutex<Option<JoinHandle<()>>>,
+    /// What the tables' `pk` and `payload` columns hold, read by [`check`](Self::check):
+    /// a row that would not fit is refused before it is written, so no `sql_mode` can
+    /// truncate an acknowledged write.
+    pub(super) capacity: OnceLock<RowCapacity>,
+}
+
+impl<E: CacheableEntity> fmt::Debug for Outbox<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outbox")
+            .field("entity", &self.entity)
+            .field("depth", &self.pressure.depth())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: CacheableEntity> Outbox<E> {
+    /// Creates the outbox and starts its writer and flusher; the flusher first resumes
+    /// whatever rows the table already holds for this entity.
+    pub(crate) fn start(
+        db: DatabaseConnection,
+        entity: &'static str,
+        codec: ModelCodec<E::Model>,
+        config: WriteBehindConfig,
+        counters: Arc<Counters>,
+        store: Arc<Store<KeyOf<E>, E::Model>>,
+    ) -> Result<Arc<Self>> {
+        let outbox = Arc::new(Self {
+            pressure: Arc::new(Backpressure::new(&config)),
+            writer: writer::GroupWriter::start(db.clone(), counters.clone()),
+            db,
+            entity,
+            codec,
+            config,
+            counters,
+            store,
+            flushing: tokio::sync::Mutex::new(()),
+            task: Mutex::new(None),
+            capacity: OnceLock::new(),
+        });
+        let handle = tokio::spawn(outbox.clone().run());
+        *outbox.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+        Ok(outbox)
+    }
+
+    /// Refuses `value` for `column` if it is longer than the column holds, in characters or
+    /// in bytes.
+    fn fits(&self, column: &'static str, value: &str, capacity: Capacity) -> Result<()> {
+        let too_large = |len: usize, max: u64, unit: &'static str| Error::OutboxRowTooLarge {
+            entity: self.entity,
+            column,
+            len: len as u64,
+            max,
+            unit,
+        };
+        let bytes = value.len();
+        if let Some(max) = capacity.bytes.filter(|&max| bytes as u64 > max) {
+            return Err(too_large(bytes, max, "bytes"));
+        }
+        // No more characters than bytes: only count them when the bytes could be too many.
+        if let Some(max) = capacity.chars.filter(|&max| bytes as u64 > max) {
+            let chars = value.chars().count();
+            if chars as u64 > max {
+                return Err(too_large(chars, max, "characters"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The write's outbox row; `pk` is the key's [`key_text`].
+    ///
+    /// # Errors
+    /// [`Error::OutboxRowTooLarge`] if the key's text or the payload is longer than the
+    /// tables' columns hold (as read by [`check`](Self::check)).
+    fn row(&self, pk: &str, write: &PendingWrite<E::Model>) -> Result<outbox_row::ActiveModel> {
+        let capacity = self.capacity.get().copied().unwrap_or_default();
+        self.fits("pk", pk, capacity.pk)?;
+        let payload = (self.codec.encode)(write.model()).map_err(|reason| Error::Encode {
+            entity: self.entity,
+            reason,
+        })?;
+        self.fits("payload", &payload, capacity.payload)?;
+        let now = wall_ms();
+        Ok(outbox_row::ActiveModel {
+            entity: Set(self.entity.to_owned()),
+            pk: Set(pk.to_owned()),
+            op: Set(write.op().to_owned()),
+            payload: Set(payload),
+            created_at: Set(now),
+            attempts: Set(0),
+            last_error: Set(None),
+            available_at: Set(now),
+            ..Default::default()
+        })
+    }
+
+    /// Commits the write's outbox row (with whatever other writers are committing); returning
+    /// `Ok` acknowledges the write.
+    pub(crate) async fn push(&self, key: &KeyOf<E>, write: &PendingWrite<E::Model>) -> Result<()> {
+        let key_text = key_text(key.clone().into_value_tuple());
+        let row = self.row(&key_text, write)?;
+        self.pressure.reserve().await?;
+        if let Err(err) = self.writer.write(row).await {
+            self.pressure.release();
+            return Err(err.into());
+        }
+        self.pressure.committed(key_text);
+        Ok(())
+    }
+
+    /// Inserts the write's outbox row in the caller's transaction: it commits or rolls back
+    /// with the caller's other writes. The returned reservation is to be committed once the
+    /// transaction commits (that wakes the flusher); dropped, it releases its room.
+    pub(crate) async fn push_in(
+        &self,
+        txn: &DatabaseTransaction,
+        key: &KeyOf<E>,
+        write: &PendingWrite<E::Model>,
+    ) -> Result<Reservation> {
+        let key_text = key_text(key.clone().into_value_tuple());
+        let row = self.row(&key_text, write)?;
+        self.pressure.reserve().await?;
+        // Released if the transaction's effects are dropped (rollback) instead of run.
+        let reservation = Reservation::new(self.pressure.clone(), key_text);
+        if let Err(err) = outbox_row::Entity::insert(row)
+            .exec_without_returning(txn)
+            .await
+        {
+            drop(reservation);
+            return Err(err.into());
+        }
+        Ok(reservation)
+    }
+
+    /// The newest pending write for `key`, read on `db` (a transaction sees its own rows).
+    pub(crate) async fn pending<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        key: &KeyOf<E>,
+    ) -> Result<Option<PendingWrite<E::Model>>> {
+        let newest = outbox_row::Entity::find()
+            .filter(outbox_row::Column::Entity.eq(self.entity))
+            .filter(outbox_row::Column::Pk.eq(key_text(key.clone().into_value_tuple())))
+            .order_by_desc(outbox_row::Column::Id)
+            .one(db)
+            .await?;
+        let Some(row) = newest else {
+            return Ok(None);
+        };
+        let model = (self.codec.decode)(&row.payload).map_err(|reason| Error::Decode {
+            entity: self.entity,
+            outbox_id: row.id,
+            reason,
+        })?;
+        Ok(Some(match row.op.as_str() {
+            DELETE => PendingWrite::Delete(Arc::new(model)),
+            _ => PendingWrite::Upsert(Arc::new(model)),
+        }))
+    }
+
+    /// Every key's newest pending write, by key text, read on `db`, for warming. A row that
+    /// no longer decodes is `None`: its key's value is unknown here.
+    pub(crate) async fn pending_all<C: ConnectionTrait>(
+        &self,
+        db: &C,
+    ) -> Result<HashMap<String, Option<PendingWrite<E::Model>>>> {
+        let rows = outbox_row::Entity::find()
+            .filter(outbox_row::Column::Entity.eq(self.entity))
+            .order_by_asc(outbox_row::Column::Id)
+            .all(db)
+            .await?;
+        let mut newest = HashMap::with_capacity(rows.len());
+        for row in rows {
+            newest.insert(row.pk, (row.op, row.payload));
+        }
+        Ok(newest
+            .into_iter()
+            .map(|(pk, (op, payload))| {
+                let write = (self.codec.decode)(&payload)
+                    .ok()
+                    .map(|model| match op.as_str() {
+                        DELETE => PendingWrite::Delete(Arc::new(model)),
+                        _ => PendingWrite::Upsert(Arc::new(model)),
+                    });
+                (pk, write)
+            })
+            .collect())
+    }
+
+    /// Checks that the outbox table can be read (and counts this entity's rows), and reads
+    /// what its columns hold, which every row is checked against before it is written.
+    pub(crate) async fn check(&self) -> Result<()> {
+        let unavailable = |source| Error::OutboxUnavailable {
+            entity: self.entity,
+            source,
+        };
+        match self.refresh_depth().await {
+            Ok(_) => {}
+            Err(Error::Db(source)) => return Err(unavailable(source)),
+            Err(other) => return Err(other),
+        }
+        let capacity = table::row_capacity(&self.db).await.map_err(unavailable)?;
+        // A second check reads the same tables: the first reading stays.
+        let _ = self.capacity.set(capacity);
+        Ok(())
+    }
+
+    /// Rows pending for this entity, as far as this instance knows, reservations included.
+    pub(crate) fn depth(&self) -> usize {
+        self.pressure.depth()
+    }
+
+    /// The flusher: resumes what the table holds, then sleeps until there is work (or polls
+    /// for other instances' rows), lets writes gather for `max_delay` (or until a batch is
+    /// full or the bound is reached), and flushes.
+    async fn run(self: Arc<Self>) {
+        // After a failure, rows wait for their own backoff, not for another gather window.
+        let mut retrying = false;
+        loop {
+            // Stopped, or the layer was dropped without `shutdown` (this task holds the last
+            // reference): what is left stays in the outbox for the next start.
+            if self.pressure.stopping() || Arc::strong_count(&self) == 1 {
+                return;
+            }
+            if let Err(err) = self.refresh_depth().await {
+                tracing::warn!(entity = self.entity, %err, "counting outbox rows failed");
+            }
+            if self.pressure.depth() == 0 {
+                retrying = false;
+                let _ = tokio::time::timeout(IDLE_POLL, self.pressure.wake.notified()).await;
+                continue;
+            }
+            if !retrying {
+                let deadline = tokio::time::Instant::now() + self.config.max_delay;
+                while !self.pressure.window_full() && !self.pressure.stopping() {
+                    if tokio::time::timeout_at(deadline, self.pressure.wake.notified())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+            match self.flush_all().await {
+                Ok(report) if report.waiting_for_retry => {
+                    // Woken by a new write: gather a window for it (the backed-off rows go
+                    // with it if their time has come); else retry as soon as they are due.
+                    let wait = report.retry_in.min(IDLE_POLL);
+                    retrying = tokio::time::timeout(wait, self.pressure.wake.notified())
+                        .await
+                        .is_err();
+                }
+                Ok(_) => retrying = false,
+                Err(err) => {
+                    retrying = true;
+                    tracing::warn!(entity = self.entity, %err, "write-behind flush failed; retrying");
+                    let _ = tokio::time::timeout(IDLE_POLL, self.pressure.wake.notified()).await;
+                }
+            }
+        }
+    }
+
+    /// Applies every row that can be applied now; returns the number of keys applied.
+    pub(crate) async fn flush(&self) -> Result<usize> {
+        self.flush_all().await.map(|report| report.applied)
+    }
+
+    /// Stops the flusher after draining the outbox until `deadline`. Rows left (failing, or
+    /// past the deadline) stay in the table for the next start.
+    pub(crate) async fn shutdown(&self, deadline: tokio::time::Instant) -> Result<()> {
+        self.pressure.stop();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        loop {
+            let report = self.flush_all().await?;
+            if report.left == 0 {
+                return Ok(());
+            }
+            // Rows left that can be applied now were written or held elsewhere meanwhile:
+            // go again, pausing briefly if this round could apply nothing.
+            let pause = if report.waiting_for_retry {
+                report.retry_in
+            } else if report.applied == 0 {
+                BLOCKED_PAUSE
+            } else {
+                Duration::ZERO
+            };
+            if tokio::time::Instant::now() + pause > deadline {
+                return Err(Error::ShutdownIncomplete {
+                    entity: self.entity,
+                    pending: self.pressure.depth(),
+                });
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
