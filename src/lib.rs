@@ -109,6 +109,7 @@ mod connection;
 mod entity_cache;
 mod entity_table;
 mod error;
+mod hit_counter;
 pub mod hooks;
 mod invalidation;
 mod key;

@@ -2,11 +2,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Live counters; every field is a relaxed atomic.
+use crate::hit_counter::HitCounter;
+
+/// Live counters; every field but `hits` is a relaxed atomic.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) negative_hits: AtomicU64,
+    /// Hits and negative hits: counted on every hit, without a locked instruction.
+    pub(crate) hits: HitCounter,
     pub(crate) misses: AtomicU64,
     pub(crate) coalesced: AtomicU64,
     pub(crate) loads: AtomicU64,
@@ -44,9 +46,10 @@ pub(crate) fn add(counter: &AtomicU64, n: u64) {
 
 impl Counters {
     pub(crate) fn snapshot(&self, entries: usize, pending_writes: usize) -> CacheStats {
+        let (hits, negative_hits) = self.hits.get();
         CacheStats {
-            hits: self.hits.load(Relaxed),
-            negative_hits: self.negative_hits.load(Relaxed),
+            hits,
+            negative_hits,
             misses: self.misses.load(Relaxed),
             coalesced: self.coalesced.load(Relaxed),
             loads: self.loads.load(Relaxed),

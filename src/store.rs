@@ -213,10 +213,7 @@ where
         if !self.is_fresh(&entry) {
             return None;
         }
-        match entry.value {
-            Some(_) => bump(&self.counters.hits),
-            None => bump(&self.counters.negative_hits),
-        }
+        self.counters.hits.bump(entry.value.is_none());
         Some(entry.value)
     }
 
