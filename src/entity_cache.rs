@@ -50,6 +50,10 @@ impl<E: CacheableEntity> EntityCache<E> {
         codec: Option<ModelCodec<E::Model>>,
     ) -> Result<Self> {
         let name = E::default().table_name();
+        config.validate().map_err(|source| Error::InvalidConfig {
+            entity: name,
+            source,
+        })?;
         let counters = Arc::new(Counters::default());
         let store = Arc::new(Store::new(&config, clock, counters.clone()));
         let queue = if config.policy == Policy::WriteBehind {

@@ -58,6 +58,15 @@ pub enum Error {
         /// Table name of the entity.
         entity: &'static str,
     },
+    /// An entity's configuration has a setting out of range ([`CacheConfig::validate`](crate::CacheConfig::validate));
+    /// reported by `build`, which builds nothing then.
+    #[error("entity `{entity}`: invalid cache configuration: {source}")]
+    InvalidConfig {
+        /// Table name of the entity.
+        entity: &'static str,
+        /// The setting, and what is wrong with it.
+        source: crate::config::InvalidSetting,
+    },
     /// A model could not be encoded for the outbox; the write was not acknowledged.
     #[error("entity `{entity}`: the model does not encode for the outbox: {reason}")]
     Encode {

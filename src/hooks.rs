@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | [`CachedConnection`] or [`CachedTransaction`] | nothing: the connection saw the statement and already invalidates the key after the commit | exact: after commit, never on rollback |
 //! | `DatabaseConnection` (autocommit) | invalidates the key at once: the statement has committed | exact |
-//! | `DatabaseTransaction`, or any other connection | invalidates the key and quarantines it for [`QUARANTINE`]: no load fills it until then | exact if the transaction commits within [`QUARANTINE`] of the write; otherwise a read between the quarantine's end and the commit may cache the old row until its TTL. A rollback only costs a reload. |
+//! | `DatabaseTransaction`, or any other connection | invalidates the key and quarantines it for the entity's `fill_quarantine` ([`QUARANTINE`] unless configured): no load fills it until then | exact if the transaction commits within that time of the write; otherwise a read between the quarantine's end and the commit may cache the old row until its TTL. A rollback only costs a reload. |
 //!
 //! The helpers tell these apart by the exact type of the connection `C` (its `TypeId`), never
 //! by its name: any other type, a service's own wrapper around one of these (whatever it is
@@ -47,7 +47,6 @@
 
 use std::any::{Any, TypeId};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
@@ -56,9 +55,7 @@ use crate::connection::{CachedConnection, CachedTransaction};
 use crate::entity_cache::EntityCache;
 use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_of_model};
 
-/// How long the hooks keep a key written inside a plain `DatabaseTransaction` from being
-/// filled: the time its transaction has to commit.
-pub const QUARANTINE: Duration = Duration::from_secs(2);
+pub use crate::config::QUARANTINE;
 
 type Registered = (TypeId, Weak<dyn Any + Send + Sync>);
 
@@ -122,7 +119,9 @@ fn invalidate<E: CacheableEntity, C: ConnectionTrait>(db: &C, key: KeyOf<E>) {
         }
         match ran {
             Ran::Committed => cache.store.invalidate(&key),
-            _ => cache.store.quarantine(&key, QUARANTINE.as_millis() as u64),
+            _ => cache
+                .store
+                .quarantine(&key, cache.config.fill_quarantine.as_millis() as u64),
         }
     }
 }

@@ -24,7 +24,8 @@ use crate::key::CacheableEntity;
 use crate::repository::Repository;
 
 /// How long [`CacheLayer::shutdown`] keeps flushing write-behind writes before it gives up
-/// (the rows stay in the outbox for the next start).
+/// (the rows stay in the outbox for the next start), unless
+/// [`CacheLayerBuilder::shutdown_deadline`] says otherwise.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What the layer does to every entity without knowing its type: the background work (the
@@ -81,6 +82,7 @@ pub struct CacheLayerBuilder {
     db: DatabaseConnection,
     create_outbox_tables: bool,
     clock: Option<Clock>,
+    shutdown_deadline: Duration,
     entities: Vec<Registration>,
 }
 
@@ -206,6 +208,13 @@ impl CacheLayerBuilder {
         self
     }
 
+    /// How long [`CacheLayer::shutdown`] keeps flushing write-behind writes before it gives
+    /// up (default [`SHUTDOWN_DEADLINE`]).
+    pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
+        self.shutdown_deadline = deadline;
+        self
+    }
+
     /// Creates every entity's store and starts background work (write-behind flushers,
     /// which first resume the rows the outbox already holds). Must run inside a tokio
     /// runtime.
@@ -241,6 +250,7 @@ impl CacheLayerBuilder {
                 connection: CachedConnection::new(self.db.clone(), Arc::new(tables)),
                 db: self.db,
                 clock,
+                shutdown_deadline: self.shutdown_deadline,
                 entities,
             }),
         })
@@ -251,6 +261,7 @@ struct LayerInner {
     db: DatabaseConnection,
     connection: CachedConnection,
     clock: Clock,
+    shutdown_deadline: Duration,
     entities: HashMap<TypeId, Registered>,
 }
 
@@ -311,6 +322,7 @@ impl CacheLayer {
             db,
             create_outbox_tables: false,
             clock: None,
+            shutdown_deadline: SHUTDOWN_DEADLINE,
             entities: Vec::new(),
         }
     }
@@ -496,7 +508,8 @@ impl CacheLayer {
     }
 
     /// Applies pending write-behind writes and stops background tasks, giving the final
-    /// flush up to [`SHUTDOWN_DEADLINE`] (see [`shutdown_within`](Self::shutdown_within)).
+    /// flush up to the builder's [`shutdown_deadline`](CacheLayerBuilder::shutdown_deadline)
+    /// ([`SHUTDOWN_DEADLINE`] unless set; see [`shutdown_within`](Self::shutdown_within)).
     /// Writes made after it starts are refused with [`Error::Shutdown`].
     ///
     /// # Errors
@@ -504,7 +517,7 @@ impl CacheLayer {
     /// ([`Error::ShutdownIncomplete`]; its rows stay in the outbox for the next start); the
     /// other entities are still shut down.
     pub async fn shutdown(&self) -> Result<()> {
-        self.shutdown_within(SHUTDOWN_DEADLINE).await
+        self.shutdown_within(self.inner.shutdown_deadline).await
     }
 
     /// [`shutdown`](Self::shutdown) with its own deadline for the final flush of every

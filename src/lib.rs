@@ -127,7 +127,7 @@ mod store;
 
 pub use cached::{CachedEntity, ModelCodec};
 pub use clock::Clock;
-pub use config::{CacheConfig, Policy, WriteBehindConfig};
+pub use config::{CacheConfig, InvalidSetting, Policy, WriteBehindConfig};
 pub use connection::{CachedConnection, CachedStream, CachedTransaction};
 pub use error::{Error, Result};
 pub use key::{CacheableEntity, KeyOf, key_text};

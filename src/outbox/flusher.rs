@@ -9,7 +9,7 @@
 //! - A batch that fails is retried key by key, so one bad row does not hold up the rest; a
 //!   key that fails on its own backs off exponentially (with jitter) through its rows'
 //!   `available_at`, and moves to the dead-letter table with its error after
-//!   [`MAX_ATTEMPTS`]. A row whose payload no longer decodes moves there at once.
+//!   the entity's `max_attempts` ([`WriteBehindConfig::max_attempts`](crate::WriteBehindConfig::max_attempts)). A row whose payload no longer decodes moves there at once.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -32,8 +32,6 @@ use crate::error::Result;
 use crate::key::{CacheableEntity, KeyOf, key_of_model, keys_condition};
 use crate::stats::{add, bump};
 
-/// Attempts before a failing row moves to the dead-letter table.
-pub const MAX_ATTEMPTS: i32 = 10;
 /// Backoff after the first failure; it doubles per attempt up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF_MS: i64 = 100;
 const MAX_BACKOFF_MS: i64 = 30_000;
@@ -498,7 +496,7 @@ impl<E: CacheableEntity> Outbox<E> {
             }
             // A transient refusal (deadlock, serialization failure, busy) counts as an attempt
             // too: a key the database refuses every time is dead-lettered after
-            // MAX_ATTEMPTS instead of holding its entity's outbox forever.
+            // `max_attempts` instead of holding its entity's outbox forever.
             Err(err) => {
                 let _ = txn.rollback().await;
                 self.back_off(&key.rows, &err.to_string()).await?;
@@ -508,7 +506,7 @@ impl<E: CacheableEntity> Outbox<E> {
     }
 
     /// Records a failed attempt on `rows`: later retry, or the dead-letter table after
-    /// [`MAX_ATTEMPTS`].
+    /// `max_attempts`.
     async fn back_off(&self, rows: &[outbox_row::Model], error: &str) -> Result<()> {
         bump(&self.counters.flush_errors);
         let txn = self.begin().await?;
@@ -517,7 +515,7 @@ impl<E: CacheableEntity> Outbox<E> {
         let mut dead_key = None;
         for row in rows {
             let attempts = row.attempts + 1;
-            if attempts >= MAX_ATTEMPTS {
+            if attempts >= self.max_attempts() {
                 dead_letter(row, attempts, error).insert(&txn).await?;
                 outbox_row::Entity::delete_by_id(row.id).exec(&txn).await?;
                 dead += 1;

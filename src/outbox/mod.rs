@@ -18,7 +18,7 @@ mod queue;
 mod table;
 mod writer;
 
-pub use flusher::MAX_ATTEMPTS;
+pub use crate::config::MAX_ATTEMPTS;
 pub(crate) use pending::PendingWrite;
 pub(crate) use queue::Outbox;
 pub use table::{DEAD_LETTER_TABLE, OUTBOX_TABLE, create_tables};

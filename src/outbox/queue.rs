@@ -254,6 +254,12 @@ impl<E: CacheableEntity> Outbox<E> {
         Ok(())
     }
 
+    /// Attempts before a failing row is dead-lettered (validated to fit the `attempts`
+    /// column).
+    pub(super) fn max_attempts(&self) -> i32 {
+        i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX)
+    }
+
     /// Rows pending for this entity, as far as this instance knows, reservations included.
     pub(crate) fn depth(&self) -> usize {
         self.pressure.depth()

@@ -241,20 +241,23 @@ async fn a_failing_table_write_is_retried_until_the_fault_clears(t: TestDb) {
 }
 
 /// A row the table keeps rejecting moves to the dead-letter table with the database's error
-/// after `MAX_ATTEMPTS` (earlier attempts are recorded on the row, as a flusher that had
-/// already failed 9 times would have left it), the other keys are applied, and the cache
-/// stops serving the write that will never reach the table.
+/// after the entity's `max_attempts` (3 here, not the default 10; earlier attempts are
+/// recorded on the row, as a flusher that had already failed twice would have left it), the
+/// other keys are applied, and the cache stops serving the write that will never reach the
+/// table.
 async fn a_row_that_keeps_failing_is_dead_lettered_and_the_cache_follows_the_table(t: TestDb) {
     seed_profile(&t.db, 1).await;
     seed_profile(&t.db, 2).await;
     let fault = VisitsFault::for_backend(t.db_backend());
     fault.add(&t).await;
-    let (cache, profiles) = profiles_with(&t, one_window()).await;
+    const LIMIT: u32 = 3;
+    assert_ne!(LIMIT, sea_orm_cache::outbox::MAX_ATTEMPTS);
+    let (cache, profiles) = profiles_with(&t, one_window().max_attempts(LIMIT)).await;
     profiles.update(visits(1, 2_000_000)).await.unwrap();
     profiles.update(visits(2, 5)).await.unwrap();
     t.db.execute_unprepared(&format!(
         "UPDATE sea_orm_cache_outbox SET attempts = {} WHERE pk = '[1]'",
-        sea_orm_cache::outbox::MAX_ATTEMPTS - 1
+        LIMIT - 1
     ))
     .await
     .unwrap();
@@ -272,10 +275,7 @@ async fn a_row_that_keeps_failing_is_dead_lettered_and_the_cache_follows_the_tab
         .unwrap()
         .unwrap();
     assert_eq!(dead.try_get::<String>("", "pk").unwrap(), "[1]");
-    assert_eq!(
-        dead.try_get::<i32>("", "attempts").unwrap(),
-        sea_orm_cache::outbox::MAX_ATTEMPTS
-    );
+    assert_eq!(dead.try_get::<i32>("", "attempts").unwrap(), LIMIT as i32);
     let error = dead.try_get::<String>("", "last_error").unwrap();
     assert!(error.contains(fault.message), "{error}");
     assert_eq!(profiles.stats().dead_lettered, 1);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use entity_plain::{accounts, tags};
 use sea_orm::ActiveValue::{Set, Unchanged};
 use sea_orm::{ConnectionTrait, EntityTrait, Schema};
-use sea_orm_cache::{CacheLayer, Error, Policy, Repository, WriteBehindConfig};
+use sea_orm_cache::{CacheConfig, CacheLayer, Error, Policy, Repository, WriteBehindConfig};
 
 use crate::common::*;
 
@@ -139,8 +139,8 @@ async fn a_plain_entity_with_a_string_key_goes_through_the_outbox(t: TestDb) {
     assert_eq!(row.unwrap().uses, 1);
 }
 
-/// Registering twice, asking for an entity never registered, and write-behind without a codec
-/// are typed errors.
+/// Registering twice, asking for an entity never registered, write-behind without a codec and
+/// settings out of range are typed errors.
 async fn registration_mistakes_are_typed_errors(t: TestDb) {
     create_tables(&t).await;
     let twice = CacheLayer::builder(t.db.clone())
@@ -161,6 +161,37 @@ async fn registration_mistakes_are_typed_errors(t: TestDb) {
         matches!(no_codec, Err(Error::NotSerializable { entity: "accounts" })),
         "{no_codec:?}"
     );
+
+    // Settings out of range are refused by `build`, with the setting named; no setter panics.
+    for (setting, configure) in [
+        (
+            "ttl_jitter",
+            (|c: CacheConfig| c.ttl_jitter(1.5)) as fn(CacheConfig) -> CacheConfig,
+        ),
+        ("capacity", |c| c.capacity(0)),
+        ("ttl", |c| c.ttl(Duration::ZERO)),
+        ("write_behind.batch", |c| {
+            c.write_behind(WriteBehindConfig::default().batch(0))
+        }),
+        ("write_behind.max_pending", |c| {
+            c.write_behind(WriteBehindConfig::default().max_pending(0))
+        }),
+        ("write_behind.max_attempts", |c| {
+            c.write_behind(WriteBehindConfig::default().max_attempts(0))
+        }),
+    ] {
+        let built = CacheLayer::builder(t.db.clone())
+            .entity::<accounts::Entity>(configure)
+            .build()
+            .await;
+        match built {
+            Err(Error::InvalidConfig {
+                entity: "accounts",
+                source,
+            }) => assert_eq!(source.setting, setting, "{source}"),
+            other => panic!("{setting}: {other:?}"),
+        }
+    }
 
     let cache = CacheLayer::builder(t.db.clone())
         .entity::<accounts::Entity>(|c| c)

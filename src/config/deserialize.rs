@@ -1,5 +1,6 @@
-//! Per-entity configuration: the [`Policy`] and its [`CacheConfig`], built with chained setters,
-//! declared with `#[derive(Cached)]`, or read from a config file with serde.
+//! Reading a configuration from a config file or the environment: every setting in the text
+//! forms the derive's `#[cache(...)]` accepts, and [`CacheConfig::overlay`] of one source over
+//! a configuration.
 
 use std::fmt;
 use std::time::Duration;
@@ -11,209 +12,7 @@ use serde::de::{self, Deserializer, Visitor};
 // attribute with, so a config file and the derive accept the same text.
 use sea_orm_cache_parse as parse;
 
-/// How an entity's reads and writes go through the cache (DESIGN section 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum Policy {
-    /// The caller loads on a miss (`get_or_load`); writes go to the database, then the key is
-    /// invalidated.
-    CacheAside,
-    /// The repository loads by primary key on a miss; writes go to the database, then the key is
-    /// invalidated.
-    #[default]
-    ReadThrough,
-    /// As read-through, and a write sets the cache to the row the database returned.
-    WriteThrough,
-    /// As read-through, and a write sets the cache at once and is applied to the table later,
-    /// in batches, by a background flusher.
-    WriteBehind,
-}
-
-impl Policy {
-    /// In the order of `parse::POLICIES`.
-    const ALL: [Policy; 4] = [
-        Policy::CacheAside,
-        Policy::ReadThrough,
-        Policy::WriteThrough,
-        Policy::WriteBehind,
-    ];
-
-    /// The name used in configuration (`"read_through"` and so on).
-    pub fn name(self) -> &'static str {
-        match self {
-            Policy::CacheAside => "cache_aside",
-            Policy::ReadThrough => "read_through",
-            Policy::WriteThrough => "write_through",
-            Policy::WriteBehind => "write_behind",
-        }
-    }
-}
-
-/// Tuning of the write-behind flusher.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct WriteBehindConfig {
-    /// Most keys applied in one flush transaction.
-    pub batch: usize,
-    /// Longest time a write waits before the flusher applies it.
-    pub max_delay: Duration,
-    /// Most outbox rows pending (not yet applied; a key written twice counts twice); past it
-    /// writers wait for the flusher (backpressure).
-    pub max_pending: usize,
-}
-
-impl Default for WriteBehindConfig {
-    fn default() -> Self {
-        Self {
-            batch: 500,
-            max_delay: Duration::from_millis(50),
-            max_pending: 100_000,
-        }
-    }
-}
-
-/// The cache settings of one entity. Plain data: build it with the chained setters, or start
-/// from [`CacheConfig::default`].
-///
-/// ```
-/// use std::time::Duration;
-/// use sea_orm_cache::{CacheConfig, Policy};
-/// let config = CacheConfig::default()
-///     .policy(Policy::WriteThrough)
-///     .ttl(Duration::from_secs(300))
-///     .ttl_jitter(0.1)
-///     .capacity(10_000)
-///     .negative_ttl(Some(Duration::from_secs(30)));
-/// assert_eq!(config.policy, Policy::WriteThrough);
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub struct CacheConfig {
-    /// Read and write policy.
-    pub policy: Policy,
-    /// How long an entry is served after it was filled.
-    pub ttl: Duration,
-    /// Fraction of `ttl` (0.0 to 1.0) taken off at random per entry, so entries filled together
-    /// do not expire together. An entry never lives longer than `ttl`.
-    pub ttl_jitter: f64,
-    /// Most entries held; the least useful are evicted past it.
-    pub capacity: usize,
-    /// Cache "no such row" for this long; `None` (the default) does not cache absence.
-    pub negative_ttl: Option<Duration>,
-    /// Serve an expired entry for up to this long past its expiry when the database fails.
-    pub stale_if_error: Option<Duration>,
-    /// Flusher settings; used by [`Policy::WriteBehind`] only.
-    pub write_behind: WriteBehindConfig,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            policy: Policy::ReadThrough,
-            ttl: Duration::from_secs(300),
-            ttl_jitter: 0.1,
-            capacity: 10_000,
-            negative_ttl: None,
-            stale_if_error: None,
-            write_behind: WriteBehindConfig::default(),
-        }
-    }
-}
-
-impl CacheConfig {
-    /// Sets the policy.
-    #[must_use]
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Sets the time to live.
-    #[must_use]
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Sets the jitter as a fraction of the TTL.
-    ///
-    /// # Panics
-    /// If `fraction` is not within `0.0..=1.0`.
-    #[must_use]
-    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
-        assert!(
-            (0.0..=1.0).contains(&fraction),
-            "ttl_jitter must be within 0.0..=1.0, got {fraction}"
-        );
-        self.ttl_jitter = fraction;
-        self
-    }
-
-    /// Sets the capacity in entries.
-    ///
-    /// # Panics
-    /// If `entries` is zero.
-    #[must_use]
-    pub fn capacity(mut self, entries: usize) -> Self {
-        assert!(entries > 0, "capacity must be at least 1");
-        self.capacity = entries;
-        self
-    }
-
-    /// Caches "no such row" for `ttl`; `None` turns negative entries off.
-    #[must_use]
-    pub fn negative_ttl(mut self, ttl: Option<Duration>) -> Self {
-        self.negative_ttl = ttl;
-        self
-    }
-
-    /// Serves an expired entry for up to `window` past expiry while loads fail.
-    #[must_use]
-    pub fn stale_if_error(mut self, window: Option<Duration>) -> Self {
-        self.stale_if_error = window;
-        self
-    }
-
-    /// Sets the write-behind flusher's settings.
-    #[must_use]
-    pub fn write_behind(mut self, write_behind: WriteBehindConfig) -> Self {
-        self.write_behind = write_behind;
-        self
-    }
-}
-
-impl WriteBehindConfig {
-    /// Sets the batch size.
-    ///
-    /// # Panics
-    /// If `keys` is zero.
-    #[must_use]
-    pub fn batch(mut self, keys: usize) -> Self {
-        assert!(keys > 0, "batch must be at least 1");
-        self.batch = keys;
-        self
-    }
-
-    /// Sets the longest delay before a write is flushed.
-    #[must_use]
-    pub fn max_delay(mut self, delay: Duration) -> Self {
-        self.max_delay = delay;
-        self
-    }
-
-    /// Sets the bound on pending outbox rows.
-    ///
-    /// # Panics
-    /// If `rows` is zero.
-    #[must_use]
-    pub fn max_pending(mut self, rows: usize) -> Self {
-        assert!(rows > 0, "max_pending must be at least 1");
-        self.max_pending = rows;
-        self
-    }
-}
-
-// ---- serde: reading a configuration from a config file or the environment ----
+use super::{CacheConfig, Policy, WriteBehindConfig};
 
 /// Reads a policy name: `"cache_aside"`, `"read_through"`, `"write_through"` or
 /// `"write_behind"`. A misspelt name is refused with the nearest one suggested.
@@ -301,6 +100,7 @@ struct ConfigPatch {
     negative_ttl: Option<OptionalDuration>,
     #[serde(default, deserialize_with = "present")]
     stale_if_error: Option<OptionalDuration>,
+    fill_quarantine: Option<Text<Duration>>,
     write_behind: Option<WriteBehindPatch>,
 }
 
@@ -313,6 +113,7 @@ impl ConfigPatch {
             capacity,
             negative_ttl,
             stale_if_error,
+            fill_quarantine,
             write_behind,
         } = self;
         config.policy = policy.unwrap_or(config.policy);
@@ -321,6 +122,7 @@ impl ConfigPatch {
         config.capacity = capacity.map_or(config.capacity, |c| c.0);
         config.negative_ttl = negative_ttl.map_or(config.negative_ttl, |t| t.0);
         config.stale_if_error = stale_if_error.map_or(config.stale_if_error, |w| w.0);
+        config.fill_quarantine = fill_quarantine.map_or(config.fill_quarantine, |q| q.0);
         if let Some(write_behind) = write_behind {
             config.write_behind = write_behind.apply(config.write_behind);
         }
@@ -335,6 +137,7 @@ struct WriteBehindPatch {
     batch: Option<AtLeastOne>,
     max_delay: Option<Text<Duration>>,
     max_pending: Option<AtLeastOne>,
+    max_attempts: Option<AtLeastOne>,
 }
 
 impl WriteBehindPatch {
@@ -342,6 +145,9 @@ impl WriteBehindPatch {
         config.batch = self.batch.map_or(config.batch, |b| b.0);
         config.max_delay = self.max_delay.map_or(config.max_delay, |d| d.0);
         config.max_pending = self.max_pending.map_or(config.max_pending, |p| p.0);
+        config.max_attempts = self.max_attempts.map_or(config.max_attempts, |a| {
+            u32::try_from(a.0).unwrap_or(u32::MAX)
+        });
         config
     }
 }

@@ -1,0 +1,70 @@
+//! [`CacheConfig::validate`]: the settings no setter refuses, checked once, at build.
+
+use std::time::Duration;
+
+use super::CacheConfig;
+
+/// A setting with a value that makes no sense, found by [`CacheConfig::validate`].
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("`{setting}` {reason}")]
+#[non_exhaustive]
+pub struct InvalidSetting {
+    /// The setting, as a config file names it (`ttl_jitter`, `write_behind.batch`).
+    pub setting: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
+}
+
+fn invalid(setting: &'static str, reason: String) -> Result<(), InvalidSetting> {
+    Err(InvalidSetting { setting, reason })
+}
+
+impl CacheConfig {
+    /// Checks the settings: a positive `ttl` and `capacity`, `ttl_jitter` within `0.0..=1.0`,
+    /// and, for the flusher, a positive `batch`, `max_pending` and `max_attempts`.
+    /// [`CacheLayerBuilder::build`](crate::CacheLayerBuilder::build) runs it for every
+    /// entity and reports the first failure as
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    ///
+    /// ```
+    /// use sea_orm_cache::CacheConfig;
+    /// let wrong = CacheConfig::default().ttl_jitter(1.5);
+    /// assert_eq!(wrong.validate().unwrap_err().setting, "ttl_jitter");
+    /// assert!(CacheConfig::default().validate().is_ok());
+    /// ```
+    ///
+    /// # Errors
+    /// The first setting that is out of range.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.ttl == Duration::ZERO {
+            return invalid("ttl", "must be longer than zero".to_owned());
+        }
+        if !(0.0..=1.0).contains(&self.ttl_jitter) {
+            return invalid(
+                "ttl_jitter",
+                format!("must be within 0.0..=1.0, got {}", self.ttl_jitter),
+            );
+        }
+        if self.capacity == 0 {
+            return invalid("capacity", "must be at least 1".to_owned());
+        }
+        let flusher = &self.write_behind;
+        if flusher.batch == 0 {
+            return invalid("write_behind.batch", "must be at least 1".to_owned());
+        }
+        if flusher.max_pending == 0 {
+            return invalid("write_behind.max_pending", "must be at least 1".to_owned());
+        }
+        if flusher.max_attempts == 0 || i32::try_from(flusher.max_attempts).is_err() {
+            return invalid(
+                "write_behind.max_attempts",
+                format!(
+                    "must be within 1..={}, got {}",
+                    i32::MAX,
+                    flusher.max_attempts
+                ),
+            );
+        }
+        Ok(())
+    }
+}
