@@ -65,7 +65,7 @@ pub enum Error {
         /// Table name of the entity.
         entity: &'static str,
         /// The setting, and what is wrong with it.
-        source: crate::config::InvalidSetting,
+        source: InvalidSetting,
     },
     /// A model could not be encoded for the outbox; the write was not acknowledged.
     #[error("entity `{entity}`: the model does not encode for the outbox: {reason}")]
@@ -143,3 +143,14 @@ impl From<Error> for DbErr {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A setting with a value that makes no sense, found by [`CacheConfig::validate`].
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("`{setting}` {reason}")]
+#[non_exhaustive]
+pub struct InvalidSetting {
+    /// The setting, as a config file names it (`ttl_jitter`, `write_behind.batch`).
+    pub setting: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
+}

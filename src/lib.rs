@@ -127,9 +127,9 @@ mod store;
 
 pub use cached::{CachedEntity, ModelCodec};
 pub use clock::Clock;
-pub use config::{CacheConfig, InvalidSetting, Policy, WriteBehindConfig};
+pub use config::{CacheConfig, Policy, WriteBehindConfig};
 pub use connection::{CachedConnection, CachedStream, CachedTransaction};
-pub use error::{Error, Result};
+pub use error::{Error, InvalidSetting, Result};
 pub use key::{CacheableEntity, KeyOf, key_text};
 pub use layer::{CacheLayer, CacheLayerBuilder, SHUTDOWN_DEADLINE};
 pub use repository::{Get, Repository};

@@ -9,8 +9,6 @@ mod validate;
 
 use std::time::Duration;
 
-pub use validate::InvalidSetting;
-
 /// Attempts before a failing outbox row moves to the dead-letter table: the default of
 /// [`WriteBehindConfig::max_attempts`].
 pub const MAX_ATTEMPTS: u32 = 10;

@@ -3,17 +3,7 @@
 use std::time::Duration;
 
 use super::CacheConfig;
-
-/// A setting with a value that makes no sense, found by [`CacheConfig::validate`].
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("`{setting}` {reason}")]
-#[non_exhaustive]
-pub struct InvalidSetting {
-    /// The setting, as a config file names it (`ttl_jitter`, `write_behind.batch`).
-    pub setting: &'static str,
-    /// What is wrong with its value.
-    pub reason: String,
-}
+use crate::error::InvalidSetting;
 
 fn invalid(setting: &'static str, reason: String) -> Result<(), InvalidSetting> {
     Err(InvalidSetting { setting, reason })
