@@ -2,7 +2,8 @@
 //! jitter), negative entries, an entity-wide generation, and the fill check that keeps a load
 //! which started before an invalidation out of the cache (DESIGN G1, G2, G7).
 //!
-//! All of expiry lives in this file. The clock is read with one atomic load ([`Clock`]).
+//! All of expiry lives in this file; `entry.rs` holds what is stored per key and
+//! `fence.rs` the ticket and stripe state the fill check uses. The clock is read with one atomic load ([`Clock`]).
 //!
 //! # How a stale fill is refused
 //! Every load takes a [`Ticket`] (the store's invalidation epoch and generation) *before* it
@@ -18,90 +19,29 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use quick_cache::sync::{Cache, EntryAction, EntryResult, PlaceholderGuard};
-use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
+use quick_cache::{DefaultHashBuilder, UnitWeighter};
+
+mod entry;
+mod fence;
 
 use crate::clock::Clock;
 use crate::config::CacheConfig;
 use crate::stats::{Counters, bump};
+pub(crate) use entry::Entry;
+use entry::{Evictions, QuickCache, Replacing};
+pub(crate) use fence::Ticket;
+use fence::{Stripe, lock};
 
 /// Number of fill-check stripes per entity: a write refuses the fills and puts of its
 /// stripe's other keys that were in flight with it, so fewer stripes mean more reloads.
 const STRIPES: usize = 4096;
 
-/// A cached answer: a row, or "no such row".
-#[derive(Debug)]
-pub(crate) struct Entry<M> {
-    pub(crate) value: Option<Arc<M>>,
-    expires_at: u64,
-    generation: u64,
-    /// Handed to waiters of one load, then removed at once (negative caching is off).
-    transient: bool,
-    /// A write-behind value not yet applied to the table: the write's sequence number (see
-    /// [`Store::put`]), or 0. Dirty entries are not evicted for capacity while fresh.
-    dirty: u64,
-}
-
-impl<M> Clone for Entry<M> {
-    #[inline]
-    fn clone(&self) -> Self {
-        Self {
-            value: self.value.clone(),
-            expires_at: self.expires_at,
-            generation: self.generation,
-            transient: self.transient,
-            dirty: self.dirty,
-        }
-    }
-}
-
-/// Counts evictions (capacity pressure) into the entity's counters, and keeps fresh dirty
-/// entries from being evicted.
-#[derive(Clone, Debug)]
-pub(crate) struct Evictions {
-    counters: Arc<Counters>,
-    clock: Clock,
-}
-
-/// Per-call state of [`Evictions`]: set when the call replaces a resident entry, whose old
-/// value quick_cache hands to `on_evict` too (it is not an eviction).
-#[derive(Debug, Default)]
-pub(crate) struct Replacing(bool);
-
-impl<K, M> Lifecycle<K, Entry<M>> for Evictions {
-    type RequestState = Replacing;
-
-    /// A write-behind value the flusher has not applied yet stays until it is applied (or
-    /// expires: a pin that missed its flush, see [`Store::mark_flushed`], lasts one TTL at
-    /// most). The store may hold more entries than its capacity meanwhile; how many is
-    /// bounded by `max_pending`.
-    #[inline]
-    fn is_pinned(&self, _key: &K, val: &Entry<M>) -> bool {
-        val.dirty != 0 && self.clock.now_ms() < val.expires_at
-    }
-
-    #[inline]
-    fn on_evict(&self, state: &mut Replacing, _key: K, _val: Entry<M>) {
-        if !std::mem::take(&mut state.0) {
-            bump(&self.counters.evicted);
-        }
-    }
-}
-
-type QuickCache<K, M> = Cache<K, Entry<M>, UnitWeighter, DefaultHashBuilder, Evictions>;
-
 /// A guard that makes concurrent misses on one key wait for a single load (G1).
 pub(crate) type LoadGuard<'a, K, M> =
     PlaceholderGuard<'a, K, Entry<M>, UnitWeighter, DefaultHashBuilder, Evictions>;
-
-/// Taken before a load reads the database; checked when its result is filled in.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Ticket {
-    epoch: u64,
-    generation: u64,
-}
 
 /// What a lookup found.
 #[derive(Debug)]
@@ -143,27 +83,6 @@ impl<K: Hash + Eq, M> std::fmt::Debug for Store<K, M> {
             .field("generation", &self.generation.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
-}
-
-/// The fill check's state for the keys that hash to one stripe.
-#[derive(Debug, Default)]
-struct Stripe {
-    /// Epoch of the last invalidation or write of a key of this stripe.
-    epoch: u64,
-    /// No fill before this time (clock milliseconds).
-    quarantine_until: u64,
-}
-
-impl Stripe {
-    /// Whether a load that took `ticket` may fill now.
-    fn admits(&self, ticket: Ticket, now_ms: u64) -> bool {
-        self.epoch <= ticket.epoch && now_ms >= self.quarantine_until
-    }
-}
-
-fn lock(stripe: &Mutex<Stripe>) -> MutexGuard<'_, Stripe> {
-    // The critical sections below cannot panic half-way; a poisoned stripe is still consistent.
-    stripe.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<K, M> Store<K, M>

@@ -1,0 +1,71 @@
+//! What the store holds per key ([`Entry`]), and the quick_cache lifecycle that pins unflushed
+//! write-behind entries and counts evictions ([`Evictions`]).
+
+use std::sync::Arc;
+
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
+
+use crate::clock::Clock;
+use crate::stats::{Counters, bump};
+
+/// A cached answer: a row, or "no such row".
+#[derive(Debug)]
+pub(crate) struct Entry<M> {
+    pub(crate) value: Option<Arc<M>>,
+    pub(super) expires_at: u64,
+    pub(super) generation: u64,
+    /// Handed to waiters of one load, then removed at once (negative caching is off).
+    pub(super) transient: bool,
+    /// A write-behind value not yet applied to the table: the write's sequence number (see
+    /// `Store::put`), or 0. Dirty entries are not evicted for capacity while fresh.
+    pub(super) dirty: u64,
+}
+
+impl<M> Clone for Entry<M> {
+    #[inline]
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            expires_at: self.expires_at,
+            generation: self.generation,
+            transient: self.transient,
+            dirty: self.dirty,
+        }
+    }
+}
+
+/// Counts evictions (capacity pressure) into the entity's counters, and keeps fresh dirty
+/// entries from being evicted.
+#[derive(Clone, Debug)]
+pub(crate) struct Evictions {
+    pub(super) counters: Arc<Counters>,
+    pub(super) clock: Clock,
+}
+
+/// Per-call state of [`Evictions`]: set when the call replaces a resident entry, whose old
+/// value quick_cache hands to `on_evict` too (it is not an eviction).
+#[derive(Debug, Default)]
+pub(crate) struct Replacing(pub(super) bool);
+
+impl<K, M> Lifecycle<K, Entry<M>> for Evictions {
+    type RequestState = Replacing;
+
+    /// A write-behind value the flusher has not applied yet stays until it is applied (or
+    /// expires: a pin that missed its flush, see `Store::mark_flushed`, lasts one TTL at
+    /// most). The store may hold more entries than its capacity meanwhile; how many is
+    /// bounded by `max_pending`.
+    #[inline]
+    fn is_pinned(&self, _key: &K, val: &Entry<M>) -> bool {
+        val.dirty != 0 && self.clock.now_ms() < val.expires_at
+    }
+
+    #[inline]
+    fn on_evict(&self, state: &mut Replacing, _key: K, _val: Entry<M>) {
+        if !std::mem::take(&mut state.0) {
+            bump(&self.counters.evicted);
+        }
+    }
+}
+
+pub(super) type QuickCache<K, M> = Cache<K, Entry<M>, UnitWeighter, DefaultHashBuilder, Evictions>;
