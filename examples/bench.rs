@@ -183,7 +183,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 users.get(black_box(key)).await?
             )));
             *peek = peek.min(ns_per_read!(keys, |key| black_box(
-                users.peek(black_box(&key))
+                users.peek(black_box(key))
             )));
         }
     }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::cached::ModelCodec;
 use crate::clock::Clock;
@@ -127,12 +127,22 @@ impl<E: CacheableEntity> EntityCache<E> {
 
     /// Loads one row by key: a pending write-behind write wins over the table (G6).
     pub(crate) async fn load_by_key(&self, key: &KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
+        self.read_on(&self.db, key).await
+    }
+
+    /// The row of `key` as `db` sees it (a transaction: with its own writes): the newest
+    /// pending write-behind write if there is one, else the table's row. Caches nothing.
+    pub(crate) async fn read_on<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        key: &KeyOf<E>,
+    ) -> Result<Option<Arc<E::Model>>> {
         if let Some(queue) = &self.queue
-            && let Some(pending) = queue.pending(&self.db, key).await?
+            && let Some(pending) = queue.pending(db, key).await?
         {
             return Ok(pending.into_value());
         }
-        let row = E::find_by_id(key.clone()).one(&self.db).await?;
+        let row = E::find_by_id(key.clone()).one(db).await?;
         Ok(row.map(Arc::new))
     }
 }

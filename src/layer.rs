@@ -378,9 +378,9 @@ impl CacheLayer {
     ///
     /// let (repo, id) = (users.clone(), ada.id);
     /// cache.transaction(|txn| Box::pin(async move {
-    ///     repo.update_in(txn, user::ActiveModel {
+    ///     repo.update_with(user::ActiveModel {
     ///         id: Unchanged(id), name: Set("Ada L.".into()), ..Default::default()
-    ///     }).await?;
+    ///     }, txn).await?;
     ///     Ok::<_, Error>(())
     /// })).await?;
     /// assert_eq!(users.get(id).await?.unwrap().name, "Ada L.");

@@ -11,7 +11,7 @@ use sea_orm::sea_query::IntoValueTuple;
 use sea_orm::{DbErr, QueryFilter, Select};
 
 use crate::config::CacheConfig;
-use crate::connection::CachedTransaction;
+use crate::either_connection::CachedConnectionTrait;
 use crate::entity_cache::EntityCache;
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text, keys_condition};
@@ -237,8 +237,8 @@ impl<E: CacheableEntity> Repository<E> {
 
     /// The cached row, without loading and without counting a read. `None` if the key is not
     /// cached, or cached as "no such row".
-    pub fn peek(&self, key: &KeyOf<E>) -> Option<Arc<E::Model>> {
-        self.inner.store.peek(key).flatten()
+    pub fn peek(&self, key: KeyOf<E>) -> Option<Arc<E::Model>> {
+        self.inner.store.peek(&key).flatten()
     }
 
     /// Inserts a row.
@@ -292,59 +292,83 @@ impl<E: CacheableEntity> Repository<E> {
         Ok(existed)
     }
 
-    /// Reads a row inside `txn`, from the database: the transaction sees its own uncommitted
-    /// writes, and nothing it reads is cached.
+    /// Reads a row on `conn`, from the database (under write-behind, a pending write first,
+    /// as on a miss): inside a [`CachedTransaction`](crate::CachedTransaction) the read sees
+    /// the transaction's own uncommitted writes. Nothing it reads is cached.
     ///
     /// # Errors
     /// [`Error::Db`] from the database.
-    pub async fn get_in(
+    pub async fn get_with<C: CachedConnectionTrait>(
         &self,
-        txn: &CachedTransaction,
         key: KeyOf<E>,
+        conn: &C,
     ) -> Result<Option<Arc<E::Model>>> {
-        let row = E::find_by_id(key).one(txn.raw()).await?;
-        Ok(row.map(Arc::new))
+        let target = conn.target().await?;
+        let row = self.inner.read_on(target.txn().raw(), &key).await?;
+        target.finish().await?;
+        Ok(row)
     }
 
-    /// [`insert`](Self::insert) inside `txn`; the cache follows after the outermost commit
-    /// (invalidated, or set to the inserted row under write-through), never after a rollback.
+    /// [`insert`](Self::insert) on `conn`, connection last as in SeaORM
+    /// (`users.insert_with(am, &txn)`). In a [`CachedTransaction`](crate::CachedTransaction) the cache follows after
+    /// its outermost commit (invalidated, or set to the inserted row under write-through;
+    /// under write-behind the outbox row commits with the transaction), never after a
+    /// rollback. On a [`CachedConnection`](crate::CachedConnection) the write runs in a transaction of its own,
+    /// committed before this returns.
     ///
     /// # Errors
     /// [`Error::Db`]; under write-behind also [`Error::Encode`] and
     /// [`Error::OutboxRowTooLarge`].
-    pub async fn insert_in(
+    pub async fn insert_with<C: CachedConnectionTrait>(
         &self,
-        txn: &CachedTransaction,
         am: E::ActiveModel,
+        conn: &C,
     ) -> Result<Arc<E::Model>> {
-        self.paths.save_in(&self.inner, txn, am, true).await
+        let target = conn.target().await?;
+        let model = self
+            .paths
+            .save_in(&self.inner, target.txn(), am, true)
+            .await?;
+        target.finish().await?;
+        Ok(model)
     }
 
-    /// [`update`](Self::update) inside `txn`; the cache follows after the outermost commit.
+    /// [`update`](Self::update) on `conn`; the cache follows as for
+    /// [`insert_with`](Self::insert_with).
     ///
     /// # Errors
     /// [`Error::NotFound`] if no row has the key (as the transaction sees it), under every
     /// policy, as [`update`](Self::update); [`Error::Db`]; under write-behind also
     /// [`Error::Encode`] and [`Error::OutboxRowTooLarge`].
-    pub async fn update_in(
+    pub async fn update_with<C: CachedConnectionTrait>(
         &self,
-        txn: &CachedTransaction,
         am: E::ActiveModel,
+        conn: &C,
     ) -> Result<Arc<E::Model>> {
-        self.paths
-            .save_in(&self.inner, txn, am, false)
+        let target = conn.target().await?;
+        let model = self
+            .paths
+            .save_in(&self.inner, target.txn(), am, false)
             .await
-            .map_err(|err| missing_row(err, self.inner.name))
+            .map_err(|err| missing_row(err, self.inner.name))?;
+        target.finish().await?;
+        Ok(model)
     }
 
-    /// [`delete`](Self::delete) inside `txn`; the key is invalidated after the outermost
-    /// commit.
+    /// [`delete`](Self::delete) on `conn`; the key is invalidated after the outermost commit.
     ///
     /// # Errors
     /// [`Error::Db`]; under write-behind also [`Error::Encode`] and
     /// [`Error::OutboxRowTooLarge`].
-    pub async fn delete_in(&self, txn: &CachedTransaction, key: KeyOf<E>) -> Result<bool> {
-        self.paths.delete_in(&self.inner, txn, key).await
+    pub async fn delete_with<C: CachedConnectionTrait>(
+        &self,
+        key: KeyOf<E>,
+        conn: &C,
+    ) -> Result<bool> {
+        let target = conn.target().await?;
+        let existed = self.paths.delete_in(&self.inner, target.txn(), key).await?;
+        target.finish().await?;
+        Ok(existed)
     }
 
     /// Deletes the key's entry; the next read loads it again. A load of the key already in

@@ -101,13 +101,7 @@ impl<E: CacheableEntity> EntityCache<E> {
         let outbox = self.outbox()?;
         let ticket = self.store.ticket();
         // Read through the transaction, so its own earlier writes count.
-        let current = match outbox.pending(txn.raw(), &key).await? {
-            Some(pending) => pending.into_value(),
-            None => E::find_by_id(key.clone())
-                .one(txn.raw())
-                .await?
-                .map(Arc::new),
-        };
+        let current = self.read_on(txn.raw(), &key).await?;
         let write = match am {
             Some((am, true)) => PendingWrite::Upsert(Arc::new(am.try_into_model()?)),
             Some((am, false)) => {

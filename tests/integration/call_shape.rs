@@ -1,7 +1,8 @@
 //! SeaORM's call shape on the layer's connection types (issue 10 item 8): `StreamTrait` on
 //! `CachedConnection` and `CachedTransaction`, `ping` and `close`, `CacheLayer::invalidate_all`
-//! after writes the layer cannot see (migrations), and `transaction_typed` for a callback with
-//! its own error type.
+//! after writes the layer cannot see (migrations), `transaction_typed` for a callback with
+//! its own error type, and the repository's `*_with(.., &conn)` methods on a
+//! `CachedConnection` as well as a `CachedTransaction`.
 
 use entity::user;
 use futures_util::TryStreamExt;
@@ -63,9 +64,9 @@ async fn streams_pass_rows_through_connection_and_transaction(t: TestDb) {
         );
         assert_eq!(streamed[1..], seeded[1..]);
     }
-    assert!(users.peek(&seeded[0].id).is_some(), "not before the commit");
+    assert!(users.peek(seeded[0].id).is_some(), "not before the commit");
     txn.commit().await.unwrap();
-    assert_eq!(users.peek(&seeded[0].id), None, "invalidated by the commit");
+    assert_eq!(users.peek(seeded[0].id), None, "invalidated by the commit");
     assert_eq!(
         users.get(seeded[0].id).await.unwrap().unwrap().name,
         "in txn"
@@ -93,7 +94,7 @@ async fn a_streamed_write_invalidates_when_the_stream_is_done(t: TestDb) {
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(users.peek(&u.id), None, "invalidated");
+    assert_eq!(users.peek(u.id), None, "invalidated");
     assert_eq!(users.get(u.id).await.unwrap(), None);
 }
 
@@ -177,7 +178,7 @@ async fn transaction_typed_returns_the_callbacks_own_error(t: TestDb) {
     let outcome = cache
         .transaction_typed(|txn| {
             Box::pin(async move {
-                repo.update_in(txn, rename(u.id, "reserved"))
+                repo.update_with(rename(u.id, "reserved"), txn)
                     .await
                     .map_err(|_| Refused::Reserved)?;
                 Err::<(), _>(Refused::Reserved)
@@ -191,7 +192,7 @@ async fn transaction_typed_returns_the_callbacks_own_error(t: TestDb) {
         ),
         "{outcome:?}"
     );
-    assert_eq!(users.peek(&u.id).as_deref(), Some(&u), "rolled back");
+    assert_eq!(users.peek(u.id).as_deref(), Some(&u), "rolled back");
     assert_eq!(
         user::Entity::find_by_id(u.id).one(&t.db).await.unwrap(),
         Some(u.clone())
@@ -201,7 +202,7 @@ async fn transaction_typed_returns_the_callbacks_own_error(t: TestDb) {
     let renamed = cache
         .transaction_typed(|txn| {
             Box::pin(async move {
-                repo.update_in(txn, rename(u.id, "kept"))
+                repo.update_with(rename(u.id, "kept"), txn)
                     .await
                     .map_err(|_| Refused::Reserved)
             })
@@ -212,7 +213,94 @@ async fn transaction_typed_returns_the_callbacks_own_error(t: TestDb) {
     assert_eq!(users.get(u.id).await.unwrap().unwrap().name, "kept");
 }
 
+/// `insert_with`, `update_with`, `get_with` and `delete_with` take the connection last and
+/// accept a `CachedConnection` (the write commits in a transaction of its own before the
+/// call returns) as well as a `CachedTransaction`, under every policy: afterwards the table
+/// and every reader show the write.
+async fn writes_with_a_cached_connection_commit_and_reach_the_cache(t: TestDb) {
+    for policy in [
+        Policy::CacheAside,
+        Policy::ReadThrough,
+        Policy::WriteThrough,
+        Policy::WriteBehind,
+    ] {
+        let cache = register_under::<user::Entity>(
+            sea_orm_cache::CacheLayer::builder(t.db.clone()).create_outbox_tables(),
+            policy,
+            |c| c,
+        )
+        .build()
+        .await
+        .unwrap();
+        let users = cache.repository::<user::Entity>().unwrap();
+        let conn = cache.connection();
+        let u = seed_user(&t.db, 1).await;
+        let cached = users
+            .get_or_load(u.id, || user::Entity::find_by_id(u.id).one(&t.db))
+            .await
+            .unwrap();
+        assert_eq!(cached.as_deref(), Some(&u), "{policy:?}");
+
+        let renamed = users
+            .update_with(rename(u.id, "on the connection"), &conn)
+            .await
+            .unwrap();
+        assert_eq!(renamed.name, "on the connection", "{policy:?}");
+        let read = users
+            .get_or_load(u.id, || user::Entity::find_by_id(u.id).one(&t.db))
+            .await
+            .unwrap();
+        assert_eq!(read.as_deref(), Some(&*renamed), "{policy:?}: every reader");
+        assert_eq!(
+            users.get_with(u.id, &conn).await.unwrap().as_deref(),
+            Some(&*renamed),
+            "{policy:?}: the connection reads it"
+        );
+        users.flush().await.unwrap();
+        let in_table = user::Entity::find_by_id(u.id).one(&t.db).await.unwrap();
+        assert_eq!(in_table.as_ref(), Some(&*renamed), "{policy:?}: the table");
+
+        let inserted = users
+            .insert_with(
+                user::ActiveModel {
+                    id: Set(u.id + 1_000),
+                    email: Set("with@example.com".to_owned()),
+                    name: Set("inserted with".to_owned()),
+                    bio: Set(String::new()),
+                    updated_at: Set(0),
+                },
+                &conn,
+            )
+            .await
+            .unwrap();
+        assert!(users.delete_with(u.id, &conn).await.unwrap(), "{policy:?}");
+        let gone = users
+            .get_or_load(u.id, || user::Entity::find_by_id(u.id).one(&t.db))
+            .await
+            .unwrap();
+        assert_eq!(gone, None, "{policy:?}: deleted for every reader");
+        users.flush().await.unwrap();
+        assert_eq!(
+            user::Entity::find_by_id(inserted.id)
+                .one(&t.db)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&*inserted),
+            "{policy:?}"
+        );
+        assert_eq!(
+            user::Entity::find_by_id(u.id).one(&t.db).await.unwrap(),
+            None,
+            "{policy:?}"
+        );
+        cache.shutdown().await.unwrap();
+        user::Entity::delete_many().exec(&t.db).await.unwrap();
+    }
+}
+
 crate::backend_tests!(
+    writes_with_a_cached_connection_commit_and_reach_the_cache,
     streams_pass_rows_through_connection_and_transaction,
     a_streamed_write_invalidates_when_the_stream_is_done,
     ping_and_close_delegate_to_the_shared_pool,

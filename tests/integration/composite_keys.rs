@@ -79,7 +79,7 @@ async fn every_operation_works_with_a_composite_key(t: TestDb) {
         assert_eq!(read((org, 2)).await.unwrap().role, "owner", "{policy:?}");
 
         members.invalidate((org, 1));
-        assert_eq!(members.peek(&(org, 1)), None);
+        assert_eq!(members.peek((org, 1)), None);
         assert_eq!(read((org, 1)).await.unwrap().role, "admin", "{policy:?}");
 
         assert!(members.delete((org, 2)).await.unwrap(), "{policy:?}");
@@ -106,7 +106,7 @@ async fn every_operation_works_with_a_composite_key(t: TestDb) {
             n + 1
         );
         assert_eq!(
-            members.peek(&(org, 1)).as_deref(),
+            members.peek((org, 1)).as_deref(),
             Some(&*updated),
             "{policy:?}"
         );

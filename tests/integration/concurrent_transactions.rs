@@ -38,15 +38,15 @@ async fn every_concurrent_write_behind_transaction_commits(t: TestDb) {
                     .transaction(move |txn| {
                         Box::pin(async move {
                             // A read before the write, as services do.
-                            profiles.get_in(txn, key).await?;
+                            profiles.get_with(key, txn).await?;
                             profiles
-                                .update_in(
-                                    txn,
+                                .update_with(
                                     profile::ActiveModel {
                                         user_id: Unchanged(key),
                                         visits: Set(round),
                                         ..Default::default()
                                     },
+                                    txn,
                                 )
                                 .await?;
                             Ok::<_, Error>(())

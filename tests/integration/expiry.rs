@@ -68,14 +68,14 @@ async fn jitter_spreads_expiry_within_bounds(t: TestDb) {
     clock.advance(Duration::from_millis(29_999));
     let before = hits_at(&users);
     for &id in &ids {
-        users.peek(&id).expect("fresh before ttl * (1 - jitter)");
+        users.peek(id).expect("fresh before ttl * (1 - jitter)");
     }
     users.get_many(ids.clone()).await.unwrap();
     assert_eq!(hits_at(&users) - before, N);
 
     // Half way through the jitter window: some expired, some not.
     clock.advance(Duration::from_millis(15_001));
-    let fresh = ids.iter().filter(|id| users.peek(id).is_some()).count();
+    let fresh = ids.iter().filter(|id| users.peek(**id).is_some()).count();
     assert!(
         fresh > 0 && fresh < N as usize,
         "expiry is spread, {fresh} of {N} fresh at 75% of the TTL"
@@ -85,7 +85,10 @@ async fn jitter_spreads_expiry_within_bounds(t: TestDb) {
     users.invalidate_all();
     assert_eq!(users.warm(user::Entity::find()).await.unwrap(), N as usize);
     clock.advance(Duration::from_secs(60));
-    assert_eq!(ids.iter().filter(|id| users.peek(id).is_some()).count(), 0);
+    assert_eq!(
+        ids.iter().filter(|id| users.peek(**id).is_some()).count(),
+        0
+    );
 }
 
 /// Negative caching off (the default): every read of a missing key asks the database.

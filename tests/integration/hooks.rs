@@ -115,22 +115,22 @@ async fn hook_helpers_follow_the_connection_they_ran_on(t: TestDb) {
 
     // Autocommit on the plain connection: invalidated at once.
     edit(1, "autocommit").update(&t.db).await.unwrap();
-    assert_eq!(notes.peek(&1), None);
+    assert_eq!(notes.peek(1), None);
     assert_eq!(notes.get(1).await.unwrap().unwrap().text, "autocommit");
 
     // Inside a cached transaction: nothing before the commit, invalidated after it.
     let txn = cache.connection().begin().await.unwrap();
     edit(2, "cached txn").update(&txn).await.unwrap();
-    assert!(notes.peek(&2).is_some(), "not before the commit");
+    assert!(notes.peek(2).is_some(), "not before the commit");
     txn.commit().await.unwrap();
-    assert_eq!(notes.peek(&2), None);
+    assert_eq!(notes.peek(2), None);
     assert_eq!(notes.get(2).await.unwrap().unwrap().text, "cached txn");
 
     // Inside a plain transaction the hook cannot see the commit: the key is invalidated and
     // quarantined, so a reader of the old row before the commit cannot cache it.
     let txn = t.db.begin().await.unwrap();
     edit(3, "plain txn").update(&txn).await.unwrap();
-    assert_eq!(notes.peek(&3), None, "invalidated at the write");
+    assert_eq!(notes.peek(3), None, "invalidated at the write");
     let reader = cache.repository::<note::Entity>().unwrap();
     assert_eq!(
         reader.get(3).await.unwrap().unwrap().text,
@@ -138,7 +138,7 @@ async fn hook_helpers_follow_the_connection_they_ran_on(t: TestDb) {
         "uncommitted"
     );
     assert_eq!(
-        notes.peek(&3),
+        notes.peek(3),
         None,
         "the old row was not cached: quarantined"
     );
@@ -153,17 +153,17 @@ async fn hook_helpers_follow_the_connection_they_ran_on(t: TestDb) {
         .unwrap()
         .unwrap();
     first.delete(&t.db).await.unwrap();
-    assert_eq!(notes.peek(&1), None);
+    assert_eq!(notes.peek(1), None);
     assert_eq!(notes.get(1).await.unwrap(), None);
 
     // A connection type of the service's that shares the layer's type name: told apart by
     // exact type, it is "any other connection", so the key is invalidated (and quarantined).
     notes.get(2).await.unwrap();
-    assert!(notes.peek(&2).is_some());
+    assert!(notes.peek(2).is_some());
     let own = mine::CachedConnection(t.db.clone());
     edit(2, "own wrapper").update(&own).await.unwrap();
     assert_eq!(
-        notes.peek(&2),
+        notes.peek(2),
         None,
         "not mistaken for the layer's connection"
     );

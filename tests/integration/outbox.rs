@@ -128,9 +128,9 @@ async fn the_outbox_row_commits_or_rolls_back_with_the_caller(t: TestDb) {
     profiles.get(1).await.unwrap();
 
     let txn = cache.connection().begin().await.unwrap();
-    profiles.update_in(&txn, visits(1, 7)).await.unwrap();
+    profiles.update_with(visits(1, 7), &txn).await.unwrap();
     assert_eq!(
-        profiles.peek(&1).as_deref(),
+        profiles.peek(1).as_deref(),
         Some(&p),
         "not before the commit"
     );
@@ -140,14 +140,14 @@ async fn the_outbox_row_commits_or_rolls_back_with_the_caller(t: TestDb) {
         0,
         "rolled back with the caller"
     );
-    assert_eq!(profiles.peek(&1).as_deref(), Some(&p), "no cache change");
+    assert_eq!(profiles.peek(1).as_deref(), Some(&p), "no cache change");
     assert_eq!(profiles.get(1).await.unwrap().as_deref(), Some(&p));
 
     let txn = cache.connection().begin().await.unwrap();
-    let written = profiles.update_in(&txn, visits(1, 8)).await.unwrap();
+    let written = profiles.update_with(visits(1, 8), &txn).await.unwrap();
     txn.commit().await.unwrap();
     assert_eq!(t.count("sea_orm_cache_outbox").await, 1);
-    assert_eq!(profiles.peek(&1), Some(written.clone()));
+    assert_eq!(profiles.peek(1), Some(written.clone()));
     assert_eq!(
         table_visits(&t, 1).await,
         Some(0),

@@ -93,13 +93,13 @@ async fn cache_aside_loads_through_the_caller(t: TestDb) {
 
     let updated = users.update(rename(u.id, "renamed")).await.unwrap();
     assert_eq!(updated.name, "renamed");
-    assert_eq!(users.peek(&u.id), None, "a write invalidates");
+    assert_eq!(users.peek(u.id), None, "a write invalidates");
     let read = users.get_or_load(u.id, load(u.id)).await.unwrap().unwrap();
     assert_eq!(read.name, "renamed");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 
     assert!(users.delete(u.id).await.unwrap());
-    assert_eq!(users.peek(&u.id), None);
+    assert_eq!(users.peek(u.id), None);
     assert_eq!(users.get_or_load(u.id, load(u.id)).await.unwrap(), None);
     assert_eq!(table_user(&t.db, u.id).await, None);
 }
@@ -120,7 +120,7 @@ async fn read_through_loads_by_key_and_invalidates_on_write(t: TestDb) {
 
     let updated = users.update(rename(u.id, "renamed")).await.unwrap();
     assert_eq!(table_user(&t.db, u.id).await.as_ref(), Some(&*updated));
-    assert_eq!(users.peek(&u.id), None, "invalidated, not rewritten");
+    assert_eq!(users.peek(u.id), None, "invalidated, not rewritten");
     t.log.clear();
     assert_eq!(users.get(u.id).await.unwrap().unwrap().name, "renamed");
     assert_eq!(t.log.selects("users"), 1, "the read after a write reloads");
@@ -156,7 +156,7 @@ async fn write_through_caches_the_row_the_database_returned(t: TestDb) {
         updated.email, u.email,
         "the full row, as the database returned it"
     );
-    assert_eq!(users.peek(&u.id), Some(updated.clone()));
+    assert_eq!(users.peek(u.id), Some(updated.clone()));
     t.log.clear();
     assert_eq!(users.get(u.id).await.unwrap(), Some(updated.clone()));
     assert_eq!(t.log.selects("users"), 0, "served from the cache");
@@ -164,14 +164,14 @@ async fn write_through_caches_the_row_the_database_returned(t: TestDb) {
 
     let inserted = users.insert(new_user(2)).await.unwrap();
     assert!(inserted.id > u.id, "the database assigned the key");
-    assert_eq!(users.peek(&inserted.id), Some(inserted.clone()));
+    assert_eq!(users.peek(inserted.id), Some(inserted.clone()));
     assert_eq!(
         table_user(&t.db, inserted.id).await.as_ref(),
         Some(&*inserted)
     );
 
     assert!(users.delete(u.id).await.unwrap());
-    assert_eq!(users.peek(&u.id), None);
+    assert_eq!(users.peek(u.id), None);
     assert_eq!(users.get(u.id).await.unwrap(), None);
     assert_eq!(table_user(&t.db, u.id).await, None);
 }
@@ -330,7 +330,7 @@ async fn update_of_a_missing_key_is_not_found_under_every_policy(t: TestDb) {
         let err = cache
             .transaction(|txn| {
                 Box::pin(async move {
-                    repo.update_in(txn, rename(missing, "ghost")).await?;
+                    repo.update_with(rename(missing, "ghost"), txn).await?;
                     Ok::<_, Error>(())
                 })
             })
@@ -340,7 +340,7 @@ async fn update_of_a_missing_key_is_not_found_under_every_policy(t: TestDb) {
             matches!(err, Error::NotFound { entity: "users" }),
             "{policy:?}: update_in gave {err:?}"
         );
-        assert_eq!(users.peek(&missing), None, "{policy:?}: nothing cached");
+        assert_eq!(users.peek(missing), None, "{policy:?}: nothing cached");
         assert_eq!(
             users.stats().pending_writes,
             0,

@@ -49,7 +49,7 @@ async fn postgres_a_serialization_failure_is_retried() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(users.peek(&u.id).as_deref(), Some(&in_db));
+        assert_eq!(users.peek(u.id).as_deref(), Some(&in_db));
         cache.shutdown().await.unwrap();
     })
     .await;

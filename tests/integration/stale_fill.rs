@@ -44,10 +44,7 @@ async fn load_started_before_invalidate_does_not_land(t: TestDb) {
         late.name, "new",
         "a reader after the invalidation sees the new row"
     );
-    assert_eq!(
-        users.peek(&u.id).map(|m| m.name.clone()),
-        Some("new".into())
-    );
+    assert_eq!(users.peek(u.id).map(|m| m.name.clone()), Some("new".into()));
     assert!(users.stats().stale_fills_rejected >= 1);
     assert_eq!(users.get(u.id).await.unwrap().unwrap().name, "new");
 }
@@ -61,7 +58,7 @@ async fn load_started_before_write_through_does_not_overwrite(t: TestDb) {
     let written = users.update(rename(u.id, "written")).await.unwrap();
     held.release.send(true).unwrap();
     held.task.await.unwrap().unwrap();
-    assert_eq!(users.peek(&u.id), Some(written));
+    assert_eq!(users.peek(u.id), Some(written));
 }
 
 crate::backend_tests!(

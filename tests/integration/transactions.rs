@@ -27,12 +27,12 @@ async fn rollback_leaves_the_cached_entry_as_it_was(t: TestDb) {
     let txn = cache.connection().begin().await.unwrap();
     rename(u.id, "plain SeaORM").update(&txn).await.unwrap();
     users
-        .update_in(&txn, rename(u.id, "repository"))
+        .update_with(rename(u.id, "repository"), &txn)
         .await
         .unwrap();
     txn.rollback().await.unwrap();
 
-    assert_eq!(users.peek(&u.id).as_deref(), Some(&u));
+    assert_eq!(users.peek(u.id).as_deref(), Some(&u));
     t.log.clear();
     assert_eq!(users.get(u.id).await.unwrap().as_deref(), Some(&u));
     assert_eq!(t.log.selects("users"), 0, "still served from the cache");
@@ -41,7 +41,7 @@ async fn rollback_leaves_the_cached_entry_as_it_was(t: TestDb) {
     let txn = cache.connection().begin().await.unwrap();
     rename(u.id, "dropped").update(&txn).await.unwrap();
     drop(txn);
-    assert_eq!(users.peek(&u.id).as_deref(), Some(&u));
+    assert_eq!(users.peek(u.id).as_deref(), Some(&u));
 }
 
 /// Committed: nothing changes before the commit, the key is invalidated after it, and the
@@ -54,12 +54,12 @@ async fn commit_makes_the_next_read_reload(t: TestDb) {
     let txn = cache.connection().begin().await.unwrap();
     rename(u.id, "committed").update(&txn).await.unwrap();
     assert_eq!(
-        users.peek(&u.id).as_deref(),
+        users.peek(u.id).as_deref(),
         Some(&u),
         "not before the commit"
     );
     txn.commit().await.unwrap();
-    assert_eq!(users.peek(&u.id), None, "invalidated by the commit");
+    assert_eq!(users.peek(u.id), None, "invalidated by the commit");
     assert_eq!(users.get(u.id).await.unwrap().unwrap().name, "committed");
 }
 
@@ -72,9 +72,9 @@ async fn write_through_sets_the_row_after_the_commit(t: TestDb) {
     let written = cache
         .transaction(|txn| {
             Box::pin(async move {
-                let written = repo.update_in(txn, rename(u.id, "through")).await?;
+                let written = repo.update_with(rename(u.id, "through"), txn).await?;
                 assert_eq!(
-                    repo.peek(&u.id).map(|m| m.name.clone()),
+                    repo.peek(u.id).map(|m| m.name.clone()),
                     Some(u.name.clone())
                 );
                 Ok::<_, Error>(written)
@@ -82,7 +82,7 @@ async fn write_through_sets_the_row_after_the_commit(t: TestDb) {
         })
         .await
         .unwrap();
-    assert_eq!(users.peek(&u.id), Some(written));
+    assert_eq!(users.peek(u.id), Some(written));
 }
 
 /// `cache.transaction` rolls back when the callback fails, and the cache keeps its entry.
@@ -94,13 +94,13 @@ async fn a_failed_transaction_callback_rolls_back(t: TestDb) {
     let outcome: Result<(), Error> = cache
         .transaction(|txn| {
             Box::pin(async move {
-                repo.update_in(txn, rename(u.id, "lost")).await?;
+                repo.update_with(rename(u.id, "lost"), txn).await?;
                 Err(Error::Db(DbErr::Custom("the caller gives up".into())))
             })
         })
         .await;
     assert!(outcome.is_err());
-    assert_eq!(users.peek(&u.id).as_deref(), Some(&u));
+    assert_eq!(users.peek(u.id).as_deref(), Some(&u));
     let in_db = user::Entity::find_by_id(u.id)
         .one(&t.db)
         .await
@@ -124,9 +124,9 @@ async fn savepoints_merge_on_release_and_drop_on_rollback(t: TestDb) {
     rename(b.id, "inner").update(&savepoint).await.unwrap();
     savepoint.rollback().await.unwrap();
     txn.commit().await.unwrap();
-    assert_eq!(users.peek(&a.id), None, "the outer write is invalidated");
+    assert_eq!(users.peek(a.id), None, "the outer write is invalidated");
     assert_eq!(
-        users.peek(&b.id).as_deref(),
+        users.peek(b.id).as_deref(),
         Some(&b),
         "the rolled back savepoint's is not"
     );
@@ -137,33 +137,33 @@ async fn savepoints_merge_on_release_and_drop_on_rollback(t: TestDb) {
     let txn = cache.connection().begin().await.unwrap();
     let savepoint = txn.begin().await.unwrap();
     users
-        .update_in(&savepoint, rename(b.id, "inner"))
+        .update_with(rename(b.id, "inner"), &savepoint)
         .await
         .unwrap();
     savepoint.commit().await.unwrap();
     assert_eq!(
-        users.peek(&b.id).as_deref(),
+        users.peek(b.id).as_deref(),
         Some(&b),
         "released, but not committed"
     );
     txn.rollback().await.unwrap();
-    assert_eq!(users.peek(&b.id).as_deref(), Some(&b));
-    assert_eq!(users.peek(&a.id), Some(a_now.clone()));
+    assert_eq!(users.peek(b.id).as_deref(), Some(&b));
+    assert_eq!(users.peek(a.id), Some(a_now.clone()));
 
     let txn = cache.connection().begin().await.unwrap();
     let savepoint = txn.begin().await.unwrap();
     users
-        .update_in(&savepoint, rename(b.id, "kept"))
+        .update_with(rename(b.id, "kept"), &savepoint)
         .await
         .unwrap();
     savepoint.commit().await.unwrap();
     txn.commit().await.unwrap();
     assert_eq!(
-        users.peek(&b.id),
+        users.peek(b.id),
         None,
         "released into a committed transaction"
     );
-    assert_eq!(users.peek(&a.id), Some(a_now));
+    assert_eq!(users.peek(a.id), Some(a_now));
 }
 
 /// Forced interleaving: a reader loads the old row after the transaction's UPDATE and before
@@ -181,7 +181,7 @@ async fn a_read_between_update_and_commit_does_not_stick(t: TestDb) {
     held.release.send(true).unwrap();
     let read = held.task.await.unwrap().unwrap().unwrap();
     assert_eq!(read.name, u.name, "the reader saw the old row");
-    assert_eq!(users.peek(&u.id), None, "and could not cache it");
+    assert_eq!(users.peek(u.id), None, "and could not cache it");
     assert_eq!(users.get(u.id).await.unwrap().unwrap().name, "new");
 
     // The other order: the old row is cached before the commit; the commit removes it.
@@ -191,7 +191,7 @@ async fn a_read_between_update_and_commit_does_not_stick(t: TestDb) {
     let before = users.get(u.id).await.unwrap().unwrap();
     assert_eq!(before.name, "new", "uncommitted: readers see the old row");
     txn.commit().await.unwrap();
-    assert_eq!(users.peek(&u.id), None);
+    assert_eq!(users.peek(u.id), None);
     assert_eq!(users.get(u.id).await.unwrap().unwrap().name, "newer");
     reader_db.close().await.unwrap();
 }
@@ -205,10 +205,10 @@ async fn reads_inside_a_transaction_see_its_writes_and_fill_nothing(t: TestDb) {
     users.get(u.id).await.unwrap();
 
     let txn = cache.connection().begin().await.unwrap();
-    users.update_in(&txn, rename(u.id, "mine")).await.unwrap();
+    users.update_with(rename(u.id, "mine"), &txn).await.unwrap();
     let loads = users.stats().loads;
     assert_eq!(
-        users.get_in(&txn, u.id).await.unwrap().unwrap().name,
+        users.get_with(u.id, &txn).await.unwrap().unwrap().name,
         "mine"
     );
     assert_eq!(
@@ -222,13 +222,13 @@ async fn reads_inside_a_transaction_see_its_writes_and_fill_nothing(t: TestDb) {
         "plain SeaORM reads on the transaction see it too"
     );
     assert_eq!(
-        users.get_in(&txn, other.id).await.unwrap().as_deref(),
+        users.get_with(other.id, &txn).await.unwrap().as_deref(),
         Some(&other)
     );
     assert_eq!(users.stats().loads, loads, "no cache load");
-    assert_eq!(users.peek(&other.id), None, "nothing filled");
+    assert_eq!(users.peek(other.id), None, "nothing filled");
     assert_eq!(
-        users.peek(&u.id).as_deref(),
+        users.peek(u.id).as_deref(),
         Some(&u),
         "the cache holds the committed row"
     );

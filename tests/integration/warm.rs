@@ -75,18 +75,15 @@ async fn warm_fills_the_pending_write_over_the_table_row(t: TestDb) {
     profiles.update(visits(1, 1)).await.unwrap();
     profiles.delete(2).await.unwrap();
     profiles.invalidate(1);
-    assert!(profiles.peek(&1).is_none());
+    assert!(profiles.peek(1).is_none());
 
     assert_eq!(profiles.warm(profile::Entity::find()).await.unwrap(), 2);
     assert_eq!(
-        profiles.peek(&1).unwrap().visits,
+        profiles.peek(1).unwrap().visits,
         1,
         "warmed from the outbox"
     );
-    assert!(
-        profiles.peek(&2).is_none(),
-        "a pending delete is not warmed"
-    );
+    assert!(profiles.peek(2).is_none(), "a pending delete is not warmed");
     assert!(profiles.get(2).await.unwrap().is_none());
     profiles.flush().await.unwrap();
     assert_eq!(profiles.get(1).await.unwrap().unwrap().visits, 1);
@@ -102,7 +99,7 @@ async fn a_second_layer_warms_the_first_layers_pending_write(t: TestDb) {
     writer.update(visits(1, 1)).await.unwrap();
 
     reader.warm(profile::Entity::find()).await.unwrap();
-    assert_eq!(reader.peek(&1).unwrap().visits, 1);
+    assert_eq!(reader.peek(1).unwrap().visits, 1);
     assert_eq!(reader.get(1).await.unwrap().unwrap().visits, 1);
     writer.flush().await.unwrap();
     assert_eq!(reader.get(1).await.unwrap().unwrap().visits, 1);

@@ -39,7 +39,7 @@ async fn three_cached_users(
 
 /// Which of `users` are still cached.
 fn cached(users: &Repository<user::Entity>, seeded: &[user::Model]) -> Vec<bool> {
-    seeded.iter().map(|u| users.peek(&u.id).is_some()).collect()
+    seeded.iter().map(|u| users.peek(u.id).is_some()).collect()
 }
 
 fn new_user(id: Option<i64>, n: i64) -> user::ActiveModel {

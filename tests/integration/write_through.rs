@@ -48,7 +48,7 @@ async fn concurrent_writers_leave_cache_equal_to_the_database(t: TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        users.peek(&u.id).as_deref(),
+        users.peek(u.id).as_deref(),
         Some(&in_db),
         "cache == database"
     );
@@ -184,7 +184,7 @@ async fn a_held_write_cannot_overwrite_a_later_one(t: TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(in_db.name, "later");
-    assert_eq!(rows.peek(&1).as_deref(), Some(&in_db), "cache == database");
+    assert_eq!(rows.peek(1).as_deref(), Some(&in_db), "cache == database");
 }
 
 /// A write the database refuses for a lock (SQLite answers "database is locked" at once when
@@ -249,7 +249,7 @@ async fn sqlite_a_write_refused_for_a_lock_is_retried() {
                 .unwrap()
                 .unwrap();
             assert_eq!(row.name, "after the lock");
-            assert_eq!(users.peek(&u.id).unwrap().name, "after the lock");
+            assert_eq!(users.peek(u.id).unwrap().name, "after the lock");
             assert!(users.stats().write_retries >= 1);
             cache.shutdown().await.unwrap();
         },
@@ -297,7 +297,7 @@ async fn a_held_write_cannot_overwrite_a_later_invalidation(t: TestDb) {
         .unwrap();
     assert_eq!(in_db.name, "through the connection");
     assert_ne!(
-        rows.peek(&1).as_deref().map(|m| m.name.as_str()),
+        rows.peek(1).as_deref().map(|m| m.name.as_str()),
         Some(held_name.as_str()),
         "the held write's older row is not cached"
     );
