@@ -16,22 +16,26 @@
 //! It uses an in-memory SQLite database unless `DATABASE_URL` names another (the example
 //! tables are created there if missing); `ADDR` sets the address to listen on.
 //!
+//! Its entity is `entity_plain::users`, written as `sea-orm-cli generate entity` writes it, in
+//! a crate that does not depend on sea-orm-cache: the layer caches it without
+//! `#[derive(Cached)]`.
+//!
 //! [`plain`] is the service written the usual way: handlers take the `DatabaseConnection` and
 //! query it. [`cached`] is the same service with the cache: the handlers take the
 //! `Repository` of `users` instead and read and write through it, so reads are answered from
 //! the cache and writes invalidate what they change. The README shows the diff between the
 //! two modules; `tests/existing_service.rs` drives both over HTTP and checks that diff.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use entity::user;
+use entity_plain::users as user;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
 use sea_orm::{Database, DatabaseConnection, DbErr};
-use sea_orm_cache::CacheLayer;
+use sea_orm_cache::{CacheLayer, Policy};
 use serde::Deserialize;
 
 /// The service as it was written, without a cache.
@@ -41,7 +45,7 @@ pub(crate) mod plain {
     use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
     use axum::{Json, Router};
-    use entity::user;
+    use entity_plain::users as user;
     use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait};
 
     use super::{ApiError, NewUser, UserChanges};
@@ -102,7 +106,7 @@ pub(crate) mod cached {
     use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
     use axum::{Json, Router};
-    use entity::user;
+    use entity_plain::users as user;
     use sea_orm::DbErr;
     use sea_orm_cache::{CacheLayer, Repository};
 
@@ -245,10 +249,11 @@ pub(crate) async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Ok(db)
 }
 
-/// The cache layer of the cached service: `users` with its `#[derive(Cached)]` settings.
+/// The cache layer of the cached service: `users`, read-through, registered without a derive
+/// (its entity crate does not know about the cache).
 pub(crate) async fn cache_layer(db: DatabaseConnection) -> sea_orm_cache::Result<CacheLayer> {
     CacheLayer::builder(db)
-        .cached::<user::Entity>(|c| c)
+        .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough).ttl(Duration::from_secs(300)))
         .build()
         .await
 }

@@ -104,7 +104,7 @@ async fn script(addr: SocketAddr) -> Vec<(u16, Value)> {
 async fn cached_service_reads_from_the_cache_and_writes_through_it_invalidate() {
     let (db, selects) = database().await;
     let cache = service::cache_layer(db).await.unwrap();
-    let users = cache.repository::<entity::user::Entity>().unwrap();
+    let users = cache.repository::<entity_plain::users::Entity>().unwrap();
     let addr = start(service::cached::router(&cache).unwrap()).await;
     let selects = || selects.load(Ordering::SeqCst);
 

@@ -4,3 +4,4 @@ pub mod prelude;
 
 pub mod accounts;
 pub mod tags;
+pub mod users;

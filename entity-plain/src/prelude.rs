@@ -2,3 +2,4 @@
 
 pub use super::accounts::Entity as Accounts;
 pub use super::tags::Entity as Tags;
+pub use super::users::Entity as Users;
