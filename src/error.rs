@@ -42,7 +42,7 @@ pub enum Error {
         /// Table name of the entity.
         entity: &'static str,
     },
-    /// An update (`update`, `update_in`) addressed a row that does not exist: the same error
+    /// An update (`update`, `update_with`) addressed a row that does not exist: the same error
     /// under every policy. Nothing was written or cached.
     #[error("entity `{entity}`: no row with that primary key")]
     NotFound {

@@ -357,7 +357,7 @@ impl CacheLayer {
 
     /// Runs `callback` in a transaction on [`connection`](Self::connection): committed if it
     /// returns `Ok`, rolled back if it returns `Err`. Cache effects of its writes (the
-    /// repository's `*_in` writes and plain SeaORM writes through the transaction) run after
+    /// repository's `*_with(.., txn)` writes and plain SeaORM writes through the transaction) run after
     /// the commit, and never after a rollback.
     ///
     /// ```
