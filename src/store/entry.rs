@@ -9,17 +9,60 @@ use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
 use crate::clock::Clock;
 use crate::stats::{Counters, bump};
 
-/// A cached answer: a row, or "no such row".
+/// A cached answer: a row, or "no such row". 24 bytes: a hit copies it out of quick_cache,
+/// so it is kept small (a dirty entry's write sequence number lives in its stripe).
 #[derive(Debug)]
 pub(crate) struct Entry<M> {
     pub(crate) value: Option<Arc<M>>,
     pub(super) expires_at: u64,
-    pub(super) generation: u64,
-    /// Handed to waiters of one load, then removed at once (negative caching is off).
-    pub(super) transient: bool,
-    /// A write-behind value not yet applied to the table: the write's sequence number (see
-    /// `Store::put`), or 0. Dirty entries are not evicted for capacity while fresh.
-    pub(super) dirty: u64,
+    /// The store's generation when the entry was made (the low 32 bits: an entity-wide
+    /// invalidation moves it on, and only equality is asked).
+    pub(super) generation: u32,
+    flags: u32,
+}
+
+// The hit path copies an entry out of quick_cache: keep it at three words.
+const _: () = assert!(std::mem::size_of::<Entry<u8>>() == 24);
+
+/// Handed to waiters of one load, then removed at once (negative caching is off).
+const TRANSIENT: u32 = 1;
+/// A write-behind value not yet applied to the table; not evicted for capacity while fresh.
+const DIRTY: u32 = 2;
+
+impl<M> Entry<M> {
+    pub(super) fn new(
+        value: Option<Arc<M>>,
+        expires_at: u64,
+        generation: u32,
+        transient: bool,
+        dirty: bool,
+    ) -> Self {
+        let flags = if transient { TRANSIENT } else { 0 } | if dirty { DIRTY } else { 0 };
+        Self {
+            value,
+            expires_at,
+            generation,
+            flags,
+        }
+    }
+
+    #[inline]
+    pub(super) fn is_transient(&self) -> bool {
+        self.flags & TRANSIENT != 0
+    }
+
+    #[inline]
+    pub(super) fn is_dirty(&self) -> bool {
+        self.flags & DIRTY != 0
+    }
+
+    /// The same entry, no longer dirty.
+    pub(super) fn cleaned(self) -> Self {
+        Self {
+            flags: self.flags & !DIRTY,
+            ..self
+        }
+    }
 }
 
 impl<M> Clone for Entry<M> {
@@ -29,8 +72,7 @@ impl<M> Clone for Entry<M> {
             value: self.value.clone(),
             expires_at: self.expires_at,
             generation: self.generation,
-            transient: self.transient,
-            dirty: self.dirty,
+            flags: self.flags,
         }
     }
 }
@@ -57,7 +99,7 @@ impl<K, M> Lifecycle<K, Entry<M>> for Evictions {
     /// bounded by `max_pending`.
     #[inline]
     fn is_pinned(&self, _key: &K, val: &Entry<M>) -> bool {
-        val.dirty != 0 && self.clock.now_ms() < val.expires_at
+        val.is_dirty() && self.clock.now_ms() < val.expires_at
     }
 
     #[inline]

@@ -7,26 +7,60 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ticket {
     pub(super) epoch: u64,
-    pub(super) generation: u64,
+    pub(super) generation: u32,
 }
 
 /// The fill check's state for the keys that hash to one stripe.
-#[derive(Debug, Default)]
-pub(super) struct Stripe {
+#[derive(Debug)]
+pub(super) struct Stripe<K> {
     /// Epoch of the last invalidation or write of a key of this stripe.
     pub(super) epoch: u64,
     /// No fill before this time (clock milliseconds).
     pub(super) quarantine_until: u64,
+    /// The write sequence numbers of this stripe's dirty entries (write-behind writes not
+    /// yet applied to the table), by key.
+    pub(super) dirty: Vec<(K, u64)>,
 }
 
-impl Stripe {
+impl<K> Default for Stripe<K> {
+    fn default() -> Self {
+        Self {
+            epoch: 0,
+            quarantine_until: 0,
+            dirty: Vec::new(),
+        }
+    }
+}
+
+impl<K: Eq> Stripe<K> {
+    /// Records `key`'s dirty write `seq`, or (`None`) forgets it.
+    pub(super) fn set_dirty(&mut self, key: &K, seq: Option<u64>)
+    where
+        K: Clone,
+    {
+        let at = self.dirty.iter().position(|(k, _)| k == key);
+        match (at, seq) {
+            (Some(at), Some(seq)) => self.dirty[at].1 = seq,
+            (Some(at), None) => {
+                self.dirty.swap_remove(at);
+            }
+            (None, Some(seq)) => self.dirty.push((key.clone(), seq)),
+            (None, None) => {}
+        }
+    }
+
+    /// `key`'s dirty write sequence number, if it has one.
+    pub(super) fn dirty_seq(&self, key: &K) -> Option<u64> {
+        self.dirty.iter().find(|(k, _)| k == key).map(|(_, seq)| *seq)
+    }
+
     /// Whether a load that took `ticket` may fill now.
     pub(super) fn admits(&self, ticket: Ticket, now_ms: u64) -> bool {
         self.epoch <= ticket.epoch && now_ms >= self.quarantine_until
     }
 }
 
-pub(super) fn lock(stripe: &Mutex<Stripe>) -> MutexGuard<'_, Stripe> {
+pub(super) fn lock<K>(stripe: &Mutex<Stripe<K>>) -> MutexGuard<'_, Stripe<K>> {
     // The critical sections below cannot panic half-way; a poisoned stripe is still consistent.
     stripe.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -18,7 +18,7 @@
 //! hooks use it when they cannot see the commit of the transaction that wrote (see `hooks`).
 
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use quick_cache::sync::{Cache, EntryAction, EntryResult, PlaceholderGuard};
@@ -60,9 +60,9 @@ pub(crate) enum Lookup<'a, K, M> {
 pub(crate) struct Store<K, M> {
     cache: QuickCache<K, M>,
     hasher: DefaultHashBuilder,
-    stripes: Box<[Mutex<Stripe>]>,
+    stripes: Box<[Mutex<Stripe<K>>]>,
     epoch: AtomicU64,
-    generation: AtomicU64,
+    generation: AtomicU32,
     /// Sequence numbers of dirty entries, drawn in write order.
     dirty_seq: AtomicU64,
     rng: AtomicU64,
@@ -106,7 +106,7 @@ where
             hasher: DefaultHashBuilder::default(),
             stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
             epoch: AtomicU64::new(0),
-            generation: AtomicU64::new(0),
+            generation: AtomicU32::new(0),
             dirty_seq: AtomicU64::new(1),
             rng: AtomicU64::new(0x853c_49e6_748f_ea9b),
             clock,
@@ -146,7 +146,7 @@ where
     /// returns the guard that makes this caller the loader. An expired entry is swapped for
     /// the guard atomically and handed back as `stale`.
     pub(crate) async fn lookup_or_guard(&self, key: &K) -> Lookup<'_, K, M> {
-        let usable = |entry: &Entry<M>| entry.transient || self.is_fresh(entry);
+        let usable = |entry: &Entry<M>| entry.is_transient() || self.is_fresh(entry);
         loop {
             match self.cache.get_value_or_guard_async(key).await {
                 Ok(entry) if usable(&entry) => {
@@ -213,7 +213,7 @@ where
         }
     }
 
-    fn stripe(&self, key: &K) -> &Mutex<Stripe> {
+    fn stripe(&self, key: &K) -> &Mutex<Stripe<K>> {
         &self.stripes[(self.hasher.hash_one(key) as usize) % STRIPES]
     }
 
@@ -238,19 +238,13 @@ where
     }
 
     /// The entry a loaded value becomes; `None` when absence is not cached at all.
-    fn entry_for(&self, value: Option<Arc<M>>, generation: u64) -> Option<Entry<M>> {
-        let (expires_at, transient) = match (&value, self.negative_ttl_ms) {
-            (Some(_), _) => (self.expiry(self.ttl_ms, self.jitter_ms), false),
-            (None, Some(neg)) => (self.expiry(neg, 0), false),
+    fn entry_for(&self, value: Option<Arc<M>>, generation: u32) -> Option<Entry<M>> {
+        let expires_at = match (&value, self.negative_ttl_ms) {
+            (Some(_), _) => self.expiry(self.ttl_ms, self.jitter_ms),
+            (None, Some(neg)) => self.expiry(neg, 0),
             (None, None) => return None,
         };
-        Some(Entry {
-            value,
-            expires_at,
-            generation,
-            transient,
-            dirty: 0,
-        })
+        Some(Entry::new(value, expires_at, generation, false, false))
     }
 
     /// Fills the result of a guarded load, unless the key was invalidated or written since
@@ -274,15 +268,9 @@ where
             }
             None => {
                 // Negative caching is off: hand "no such row" to this load's waiters only.
-                let entry = Entry {
-                    value,
-                    expires_at: u64::MAX,
-                    generation: ticket.generation,
-                    transient: true,
-                    dirty: 0,
-                };
+                let entry = Entry::new(value, u64::MAX, ticket.generation, true, false);
                 let _ = guard.insert(entry);
-                self.cache.remove_if(key, |e| e.transient);
+                self.cache.remove_if(key, Entry::is_transient);
             }
         }
     }
@@ -299,7 +287,7 @@ where
             return;
         }
         let resident = self.cache.peek(&key);
-        if resident.as_ref().is_some_and(|entry| entry.dirty != 0) {
+        if resident.as_ref().is_some_and(Entry::is_dirty) {
             drop(stripe);
             bump(&self.counters.stale_fills_rejected);
             return;
@@ -323,28 +311,32 @@ where
     /// is clean again if it was set before `mark` (a later write keeps it dirty). An entry set
     /// after the mark whose row the claim still saw stays pinned until its TTL runs out.
     pub(crate) fn mark_flushed(&self, key: &K, mark: u64) {
-        let _stripe = lock(self.stripe(key));
+        let mut stripe = lock(self.stripe(key));
+        match stripe.dirty_seq(key) {
+            Some(seq) if seq < mark => stripe.set_dirty(key, None),
+            _ => return,
+        }
         let Some(entry) = self.cache.peek(key) else {
             return;
         };
-        if entry.dirty == 0 || entry.dirty >= mark {
+        if !entry.is_dirty() {
             return;
         }
-        let clean = Entry { dirty: 0, ..entry };
+        let clean = entry.cleaned();
         let mut replacing = Replacing(true);
         let _ = self
             .cache
             .replace_with_lifecycle(key.clone(), clean, true, &mut replacing);
     }
 
-    fn insert_current(&self, key: K, value: Arc<M>, dirty: u64) {
-        let entry = Entry {
-            value: Some(value),
-            expires_at: self.expiry(self.ttl_ms, self.jitter_ms),
-            generation: self.generation.load(Ordering::Acquire),
-            transient: false,
+    fn insert_current(&self, key: K, value: Arc<M>, dirty: bool) {
+        let entry = Entry::new(
+            Some(value),
+            self.expiry(self.ttl_ms, self.jitter_ms),
+            self.generation.load(Ordering::Acquire),
+            false,
             dirty,
-        };
+        );
         let mut replacing = Replacing(false);
         if self.cache.peek(&key).is_some() {
             bump(&self.counters.replaced);
@@ -374,14 +366,12 @@ where
             && ticket.generation == self.generation.load(Ordering::Acquire);
         stripe.epoch = self.next_epoch();
         if unchanged {
-            let seq = if dirty {
-                self.dirty_seq.fetch_add(1, Ordering::AcqRel)
-            } else {
-                0
-            };
-            self.insert_current(key, value, seq);
+            let seq = dirty.then(|| self.dirty_seq.fetch_add(1, Ordering::AcqRel));
+            stripe.set_dirty(&key, seq);
+            self.insert_current(key, value, dirty);
         } else {
             bump(&self.counters.stale_fills_rejected);
+            stripe.set_dirty(&key, None);
             if self.cache.remove(&key).is_some() {
                 bump(&self.counters.invalidated);
             }
@@ -393,6 +383,7 @@ where
     pub(crate) fn invalidate(&self, key: &K) {
         let mut stripe = lock(self.stripe(key));
         stripe.epoch = self.next_epoch();
+        stripe.set_dirty(key, None);
         if self.cache.remove(key).is_some() {
             bump(&self.counters.invalidated);
         }
@@ -404,6 +395,7 @@ where
         let mut stripe = lock(self.stripe(key));
         stripe.epoch = self.next_epoch();
         stripe.quarantine_until = stripe.quarantine_until.max(until);
+        stripe.set_dirty(key, None);
         if self.cache.remove(key).is_some() {
             bump(&self.counters.invalidated);
         }
