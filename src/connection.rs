@@ -21,6 +21,7 @@ use sea_orm::{
     TransactionOptions, TransactionSession, TransactionTrait, Value,
 };
 
+use crate::coherence::Journal;
 use crate::invalidation::{Effect, Planned, Tables, run};
 
 fn locked(buffer: &Mutex<Vec<Effect>>) -> MutexGuard<'_, Vec<Effect>> {
@@ -64,6 +65,8 @@ fn locked(buffer: &Mutex<Vec<Effect>>) -> MutexGuard<'_, Vec<Effect>> {
 pub struct CachedConnection {
     db: DatabaseConnection,
     tables: Arc<Tables>,
+    /// The invalidation log, with coherence on: a write's log rows commit with it.
+    journal: Option<Arc<Journal>>,
 }
 
 impl fmt::Debug for CachedConnection {
@@ -75,8 +78,16 @@ impl fmt::Debug for CachedConnection {
 }
 
 impl CachedConnection {
-    pub(crate) fn new(db: DatabaseConnection, tables: Arc<Tables>) -> Self {
-        Self { db, tables }
+    pub(crate) fn new(
+        db: DatabaseConnection,
+        tables: Arc<Tables>,
+        journal: Option<Arc<Journal>>,
+    ) -> Self {
+        Self {
+            db,
+            tables,
+            journal,
+        }
     }
 
     /// The underlying connection (for APIs that take only SeaORM's own connection types,
@@ -97,6 +108,7 @@ impl CachedConnection {
         CachedTransaction {
             txn,
             tables: self.tables.clone(),
+            journal: self.journal.clone(),
             effects: Arc::default(),
             parent: None,
         }
@@ -121,13 +133,16 @@ impl CachedConnection {
 impl CachedConnection {
     /// Before a statement that writes a write-behind entity's table: a transaction that has
     /// applied the entity's pending outbox rows, for the statement to run in next, so it
-    /// lands after them (the later write wins in the table and in every reader); `None` for
-    /// any other statement, which runs under autocommit as given.
+    /// lands after them (the later write wins in the table and in every reader). With
+    /// coherence on, any statement with cache effects runs in a transaction of its own too,
+    /// which [`seal`] adds its log rows to. `None` for any other statement, which runs under
+    /// autocommit as given.
     async fn pending_first(
         &self,
         planned: &Planned,
     ) -> Result<Option<(DatabaseTransaction, Vec<Effect>)>, DbErr> {
-        if !planned.writes_write_behind() {
+        let logged = self.journal.is_some() && !planned.is_empty();
+        if !planned.writes_write_behind() && !logged {
             return Ok(None);
         }
         let txn = self
@@ -159,6 +174,36 @@ impl CachedTransaction {
     /// A savepoint takes its enclosing transaction's options as they are.
     fn options(&self, options: TransactionOptions) -> TransactionOptions {
         options
+    }
+}
+
+/// A statement's cache effects, once it has run in a transaction of its own that is about
+/// to commit; with `journal`, their log rows are added to that transaction first.
+async fn seal(
+    journal: Option<&Journal>,
+    txn: &DatabaseTransaction,
+    planned: Planned,
+    rows: Option<&[QueryResult]>,
+    exec: Option<&ExecResult>,
+) -> Result<Vec<Effect>, DbErr> {
+    let effects = planned.resolve(rows, exec);
+    if let Some(journal) = journal {
+        journal
+            .write(txn, effects.iter().filter_map(Effect::log))
+            .await?;
+    }
+    Ok(effects)
+}
+
+impl CachedConnection {
+    fn journal(&self) -> Option<&Journal> {
+        self.journal.as_deref()
+    }
+}
+
+impl CachedTransaction {
+    fn journal(&self) -> Option<&Journal> {
+        self.journal.as_deref()
     }
 }
 
@@ -200,6 +245,7 @@ where
 pub struct CachedTransaction {
     txn: DatabaseTransaction,
     tables: Arc<Tables>,
+    journal: Option<Arc<Journal>>,
     effects: Arc<Mutex<Vec<Effect>>>,
     /// The enclosing transaction's buffer, for a savepoint.
     parent: Option<Arc<Mutex<Vec<Effect>>>>,
@@ -236,13 +282,15 @@ impl CachedTransaction {
         CachedTransaction {
             txn,
             tables: self.tables.clone(),
+            journal: self.journal.clone(),
             effects: Arc::default(),
             parent: Some(self.effects.clone()),
         }
     }
 
     /// Commits; then runs the buffered cache effects, or hands them to the enclosing
-    /// transaction when this is a savepoint.
+    /// transaction when this is a savepoint. With coherence on, the outermost commit first
+    /// adds the effects' keys to the invalidation log, in this transaction.
     ///
     /// # Errors
     /// The database's, in which case no effect runs.
@@ -251,10 +299,18 @@ impl CachedTransaction {
             txn,
             effects,
             parent,
+            journal,
             ..
         } = self;
-        txn.commit().await?;
         let effects = mem::take(&mut *locked(&effects));
+        if parent.is_none()
+            && let Some(journal) = &journal
+        {
+            journal
+                .write(&txn, effects.iter().filter_map(Effect::log))
+                .await?;
+        }
+        txn.commit().await?;
         match parent {
             Some(parent) => locked(&parent).extend(effects),
             None => run(effects),
@@ -301,9 +357,12 @@ macro_rules! cached_connection {
                     None => self.$inner.execute_raw(stmt).await?,
                     Some((txn, after)) => {
                         let result = txn.execute_raw(stmt).await?;
+                        let effects =
+                            seal(self.journal(), &txn, planned, None, Some(&result)).await?;
                         txn.commit().await?;
                         run(after);
-                        result
+                        run(effects);
+                        return Ok(result);
                     }
                 };
                 self.settle(planned, None, Some(&result));
@@ -316,9 +375,12 @@ macro_rules! cached_connection {
                     None => self.$inner.execute_unprepared(sql).await?,
                     Some((txn, after)) => {
                         let result = txn.execute_unprepared(sql).await?;
+                        let effects =
+                            seal(self.journal(), &txn, planned, None, Some(&result)).await?;
                         txn.commit().await?;
                         run(after);
-                        result
+                        run(effects);
+                        return Ok(result);
                     }
                 };
                 self.settle(planned, None, Some(&result));
@@ -333,9 +395,12 @@ macro_rules! cached_connection {
                     None => self.$inner.query_one_raw(stmt).await?,
                     Some((txn, after)) => {
                         let row = txn.query_one_raw(stmt).await?;
+                        let effects =
+                            seal(self.journal(), &txn, planned, Some(row.as_slice()), None).await?;
                         txn.commit().await?;
                         run(after);
-                        row
+                        run(effects);
+                        return Ok(row);
                     }
                 };
                 self.settle(planned, Some(row.as_slice()), None);
@@ -350,9 +415,12 @@ macro_rules! cached_connection {
                     None => self.$inner.query_all_raw(stmt).await?,
                     Some((txn, after)) => {
                         let rows = txn.query_all_raw(stmt).await?;
+                        let effects =
+                            seal(self.journal(), &txn, planned, Some(&rows), None).await?;
                         txn.commit().await?;
                         run(after);
-                        rows
+                        run(effects);
+                        return Ok(rows);
                     }
                 };
                 self.settle(planned, Some(&rows), None);

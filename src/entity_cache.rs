@@ -6,17 +6,31 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use std::pin::Pin;
+
+use sea_orm::ActiveModelTrait;
+use sea_orm::sea_query::IntoValueTuple;
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseExecutor, DbBackend, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 
 use crate::cached::ModelCodec;
 use crate::clock::Clock;
+use crate::coherence::Journal;
 use crate::config::{CacheConfig, Policy};
 use crate::error::{Error, Result};
-use crate::key::{CacheableEntity, KeyOf};
+use crate::invalidation::LogEntry;
+use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text};
 use crate::key_locks::KeyLocks;
 use crate::outbox::Outbox;
 use crate::stats::{Counters, bump};
 use crate::store::{Lookup, Store};
+
+/// One write's future, on a connection borrowed for `'c`.
+pub(crate) type BoxedWrite<'c, T> =
+    Pin<Box<dyn Future<Output = std::result::Result<T, DbErr>> + Send + 'c>>;
 
 /// Everything one entity's cache holds; shared by its repositories and background tasks.
 pub(crate) struct EntityCache<E: CacheableEntity> {
@@ -27,6 +41,8 @@ pub(crate) struct EntityCache<E: CacheableEntity> {
     pub(crate) locks: KeyLocks,
     pub(crate) queue: Option<Arc<Outbox<E>>>,
     pub(crate) counters: Arc<Counters>,
+    /// The invalidation log this instance writes to, with coherence on.
+    pub(crate) journal: Option<Arc<Journal>>,
 }
 
 impl<E: CacheableEntity> fmt::Debug for EntityCache<E> {
@@ -48,6 +64,7 @@ impl<E: CacheableEntity> EntityCache<E> {
         config: CacheConfig,
         clock: Clock,
         codec: Option<ModelCodec<E::Model>>,
+        journal: Option<Arc<Journal>>,
     ) -> Result<Self> {
         let name = E::default().table_name();
         config.validate().map_err(|source| Error::InvalidConfig {
@@ -60,6 +77,7 @@ impl<E: CacheableEntity> EntityCache<E> {
             Some(Outbox::<E>::start(
                 db.clone(),
                 name,
+                journal.clone(),
                 codec.ok_or(Error::NotSerializable { entity: name })?,
                 config.write_behind.clone(),
                 counters.clone(),
@@ -76,6 +94,7 @@ impl<E: CacheableEntity> EntityCache<E> {
             config,
             queue,
             counters,
+            journal,
         })
     }
 
@@ -125,6 +144,83 @@ impl<E: CacheableEntity> EntityCache<E> {
         }
     }
 
+    /// Runs one write outside any caller's transaction. With coherence off, as given, on the
+    /// pool (autocommit). On, in a transaction of its own that also adds the written key (as
+    /// `logged` names it from the write's result) to the invalidation log, so no commit of
+    /// the write can happen without its invalidation (G8).
+    pub(crate) async fn logged<T, F>(
+        &self,
+        write: F,
+        logged: impl Fn(&T) -> String,
+    ) -> std::result::Result<T, DbErr>
+    where
+        F: for<'c> Fn(DatabaseExecutor<'c>) -> BoxedWrite<'c, T>,
+    {
+        let Some(journal) = &self.journal else {
+            return write(DatabaseExecutor::Connection(&self.db)).await;
+        };
+        let mut options = TransactionOptions::default();
+        if self.db.get_database_backend() == DbBackend::Sqlite {
+            options.sqlite_transaction_mode = Some(SqliteTransactionMode::Immediate);
+        }
+        let txn = self.db.begin_with_options(options).await?;
+        let value = write(DatabaseExecutor::Transaction(&txn)).await?;
+        let entry = LogEntry {
+            entity: self.name,
+            key: Some(logged(&value)),
+        };
+        journal.write(&txn, [&entry]).await?;
+        txn.commit().await?;
+        Ok(value)
+    }
+
+    /// Inserts `am` outside a transaction, through [`logged`](Self::logged).
+    pub(crate) async fn insert_row(
+        &self,
+        am: &E::ActiveModel,
+    ) -> std::result::Result<E::Model, DbErr> {
+        self.logged(
+            |conn| {
+                let am = am.clone();
+                Box::pin(async move { am.insert(&conn).await })
+            },
+            model_key_text::<E>,
+        )
+        .await
+    }
+
+    /// Updates by `am` outside a transaction, through [`logged`](Self::logged).
+    pub(crate) async fn update_row(
+        &self,
+        am: &E::ActiveModel,
+    ) -> std::result::Result<E::Model, DbErr> {
+        self.logged(
+            |conn| {
+                let am = am.clone();
+                Box::pin(async move { am.update(&conn).await })
+            },
+            model_key_text::<E>,
+        )
+        .await
+    }
+
+    /// Deletes `key` outside a transaction, through [`logged`](Self::logged); returns whether
+    /// a row was deleted.
+    pub(crate) async fn delete_row(&self, key: &KeyOf<E>) -> std::result::Result<bool, DbErr> {
+        let text = key_text(key.clone().into_value_tuple());
+        self.logged(
+            |conn| {
+                let key = key.clone();
+                Box::pin(async move {
+                    let result = E::delete_by_id(key).exec(&conn).await?;
+                    Ok(result.rows_affected > 0)
+                })
+            },
+            |_| text.clone(),
+        )
+        .await
+    }
+
     /// Loads one row by key: a pending write-behind write wins over the table (G6).
     pub(crate) async fn load_by_key(&self, key: &KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
         self.read_on(&self.db, key).await
@@ -145,4 +241,9 @@ impl<E: CacheableEntity> EntityCache<E> {
         let row = E::find_by_id(key.clone()).one(db).await?;
         Ok(row.map(Arc::new))
     }
+}
+
+/// The canonical key text of a written row.
+fn model_key_text<E: CacheableEntity>(model: &E::Model) -> String {
+    key_text(key_of_model::<E>(model).into_value_tuple())
 }

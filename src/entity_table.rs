@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sea_orm::sea_query::{ColumnType, FromValueTuple, ValueTuple};
+use sea_orm::sea_query::{ColumnType, FromValueTuple, IntoValueTuple, ValueTuple};
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, DbErr, IdenStatic, Iterable, PrimaryKeyToColumn,
     PrimaryKeyTrait, QueryResult, TryFromU64, TryGetableMany, Value,
@@ -11,8 +11,9 @@ use sea_orm::{
 
 use crate::entity_cache::EntityCache;
 use crate::invalidation::{Effect, TableCache};
-use crate::key::{CacheableEntity, KeyOf};
+use crate::key::{CacheableEntity, KeyOf, key_text};
 use crate::sql::{self, Verb};
+use crate::stats::bump;
 
 /// One entity's cache behind [`TableCache`].
 pub(crate) struct EntityTable<E: CacheableEntity>(pub(crate) Arc<EntityCache<E>>);
@@ -26,7 +27,31 @@ impl<E: CacheableEntity> EntityTable<E> {
 
     fn invalidate(&self, key: KeyOf<E>) -> Effect {
         let cache = self.0.clone();
-        Box::new(move || cache.store.invalidate(&key))
+        let text = key_text(key.clone().into_value_tuple());
+        Effect::logged(self.0.name, Some(text), move || {
+            cache.store.invalidate(&key)
+        })
+    }
+
+    /// The key a canonical key text (a JSON array of the key's values) names.
+    fn key_of_text(&self, text: &str) -> Option<KeyOf<E>> {
+        let values: Vec<serde_json::Value> = serde_json::from_str(text).ok()?;
+        let row = E::PrimaryKey::iter()
+            .zip(values)
+            .map(|(key, value)| {
+                let value = match value {
+                    serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                        (Some(i), _) => Value::BigInt(Some(i)),
+                        (None, Some(u)) => Value::BigUnsigned(Some(u)),
+                        _ => return None,
+                    },
+                    serde_json::Value::String(s) => Value::String(Some(s)),
+                    _ => return None,
+                };
+                Some((key.into_column().as_str().to_owned(), value))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        self.key_of_row(&row)
     }
 
     /// The key a `column = value` row names, if it names every key column with a value that
@@ -141,8 +166,16 @@ impl<E: CacheableEntity> TableCache for EntityTable<E> {
             .map(|key| self.invalidate(key))
     }
 
+    fn remote(&self, key: Option<&str>) {
+        bump(&self.0.counters.remote_invalidations);
+        match key.and_then(|text| self.key_of_text(text)) {
+            Some(key) => self.0.store.invalidate(&key),
+            None => self.0.store.invalidate_all(),
+        }
+    }
+
     fn everything(&self) -> Effect {
         let cache = self.0.clone();
-        Box::new(move || cache.store.invalidate_all())
+        Effect::logged(self.0.name, None, move || cache.store.invalidate_all())
     }
 }

@@ -95,6 +95,14 @@ pub enum Error {
         /// The database's error.
         source: DbErr,
     },
+    /// Coherence is on, but the invalidation log table cannot be read.
+    #[error(
+        "coherence is on, but the invalidation log table `sea_orm_cache_invalidation` cannot be read: {source}; add `sea_orm_cache::migration::OutboxMigration` (feature `migration`) or `sea_orm_cache::outbox::create_tables` to your migrator, or call `CacheLayerBuilder::create_outbox_tables()`"
+    )]
+    LogUnavailable {
+        /// The database's error.
+        source: DbErr,
+    },
     /// A write-behind write's outbox row would not fit the outbox table: its key's text
     /// (`pk`, a JSON array of the key's values) or its payload (the model as JSON) is longer
     /// than the column holds. The write was refused before anything was written, so it was

@@ -12,8 +12,51 @@ use sea_orm::{DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Va
 
 use crate::sql::{self, Classified, Verb};
 
-/// Work to do on the cache once a write is committed.
-pub(crate) type Effect = Box<dyn FnOnce() + Send + Sync>;
+/// Work to do on the cache once a write is committed, and, for an effect that changes what a
+/// key (or an entity) holds, the invalidation other instances must apply
+/// ([`LogEntry`], written to the invalidation log in the writing transaction).
+pub(crate) struct Effect {
+    run: Box<dyn FnOnce() + Send + Sync>,
+    log: Option<LogEntry>,
+}
+
+impl Effect {
+    /// Local work only: nothing for other instances (an outbox reservation, a flush record).
+    pub(crate) fn local(run: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Self {
+            run: Box::new(run),
+            log: None,
+        }
+    }
+
+    /// Work that changes what `key` of `entity` holds (`None`: every key of it); other
+    /// instances invalidate the same.
+    pub(crate) fn logged(
+        entity: &'static str,
+        key: Option<String>,
+        run: impl FnOnce() + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            run: Box::new(run),
+            log: Some(LogEntry { entity, key }),
+        }
+    }
+
+    /// The invalidation other instances must apply, if any.
+    pub(crate) fn log(&self) -> Option<&LogEntry> {
+        self.log.as_ref()
+    }
+}
+
+/// One invalidation for the other instances: a key of an entity, as its canonical
+/// [`key_text`](crate::key_text), or the whole entity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LogEntry {
+    /// Table name of the entity.
+    pub(crate) entity: &'static str,
+    /// The key's canonical text; `None` for every key of the entity.
+    pub(crate) key: Option<String>,
+}
 
 /// How a cached table answers a write the connection saw.
 #[async_trait::async_trait]
@@ -27,6 +70,9 @@ pub(crate) trait TableCache: Send + Sync {
     fn key_of_insert_id(&self, id: u64) -> Option<Effect>;
     /// Invalidation of every entry of the entity.
     fn everything(&self) -> Effect;
+    /// Applies another instance's invalidation now, through the fence: the key of this
+    /// canonical text, or every key (`None`, or a text that names no key of this entity).
+    fn remote(&self, key: Option<&str>);
     /// Whether the entity is write-behind: a write to its table must come after its pending
     /// outbox rows ([`apply_pending`](Self::apply_pending)).
     fn is_write_behind(&self) -> bool;
@@ -53,7 +99,7 @@ impl Tables {
         self.by_name.insert(name, table);
     }
 
-    fn get(&self, name: &str) -> Option<&Arc<dyn TableCache>> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<dyn TableCache>> {
         self.by_name.get(name).or_else(|| {
             self.by_name
                 .iter()
@@ -187,8 +233,9 @@ impl Planned {
     }
 }
 
+/// Runs every effect, in order.
 pub(crate) fn run(effects: Vec<Effect>) {
     for effect in effects {
-        effect();
+        (effect.run)();
     }
 }

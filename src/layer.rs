@@ -14,6 +14,7 @@ use sea_orm::{DatabaseConnection, DbErr, TransactionError, TransactionTrait};
 
 use crate::cached::{CachedEntity, ModelCodec};
 use crate::clock::Clock;
+use crate::coherence::{Coherence, CoherenceStats, Journal, Tailer};
 use crate::config::{CacheConfig, Policy};
 use crate::connection::{CachedConnection, CachedTransaction};
 use crate::entity_cache::EntityCache;
@@ -66,8 +67,15 @@ struct Registered {
     background: Arc<dyn Background>,
 }
 
-type Register =
-    Box<dyn FnOnce(&DatabaseConnection, &Clock, &mut Tables) -> Result<Registered> + Send>;
+type Register = Box<
+    dyn FnOnce(
+            &DatabaseConnection,
+            &Clock,
+            Option<&Arc<Journal>>,
+            &mut Tables,
+        ) -> Result<Registered>
+        + Send,
+>;
 
 /// One `entity` / `cached` / `write_behind` call, run at `build`.
 struct Registration {
@@ -83,6 +91,7 @@ pub struct CacheLayerBuilder {
     create_outbox_tables: bool,
     clock: Option<Clock>,
     shutdown_deadline: Duration,
+    coherence: Coherence,
     entities: Vec<Registration>,
 }
 
@@ -169,13 +178,14 @@ impl CacheLayerBuilder {
         mut self,
         config: impl FnOnce() -> (CacheConfig, Option<ModelCodec<E::Model>>) + Send + 'static,
     ) -> Self {
-        let register: Register = Box::new(move |db, clock, tables| {
+        let register: Register = Box::new(move |db, clock, journal, tables| {
             let (config, codec) = config();
             let cache = Arc::new(EntityCache::<E>::new(
                 db.clone(),
                 config,
                 clock.clone(),
                 codec,
+                journal.cloned(),
             )?);
             tables.insert(cache.name, Arc::new(EntityTable(cache.clone())));
             crate::hooks::register(&cache);
@@ -208,6 +218,14 @@ impl CacheLayerBuilder {
         self
     }
 
+    /// Keeps this layer's caches right when other instances write the same database
+    /// ([`Coherence`]; off unless set). The invalidation log table must exist: created by
+    /// [`create_outbox_tables`](Self::create_outbox_tables) or the library's migration.
+    pub fn coherence(mut self, coherence: Coherence) -> Self {
+        self.coherence = coherence;
+        self
+    }
+
     /// How long [`CacheLayer::shutdown`] keeps flushing write-behind writes before it gives
     /// up (default [`SHUTDOWN_DEADLINE`]).
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
@@ -236,22 +254,46 @@ impl CacheLayerBuilder {
                 });
             }
         }
+        let journal = self.coherence.enabled.then(|| Arc::new(Journal::new()));
         let mut tables = Tables::default();
         let entities = self
             .entities
             .into_iter()
-            .map(|r| Ok((r.id, (r.register)(&self.db, &clock, &mut tables)?)))
+            .map(|r| {
+                let registered = (r.register)(&self.db, &clock, journal.as_ref(), &mut tables)?;
+                Ok((r.id, registered))
+            })
             .collect::<Result<HashMap<_, _>>>()?;
         for registered in entities.values() {
             registered.background.check().await?;
         }
+        let tables = Arc::new(tables);
+        let tailer = match &journal {
+            Some(journal) => {
+                let tailer = Arc::new(Tailer::new(
+                    self.db.clone(),
+                    journal.clone(),
+                    tables.clone(),
+                    self.coherence.poll_interval,
+                    self.coherence.gap_timeout,
+                ));
+                tailer
+                    .start()
+                    .await
+                    .map_err(|source| Error::LogUnavailable { source })?;
+                tokio::spawn(tailer.clone().run());
+                Some(tailer)
+            }
+            None => None,
+        };
         Ok(CacheLayer {
             inner: Arc::new(LayerInner {
-                connection: CachedConnection::new(self.db.clone(), Arc::new(tables)),
+                connection: CachedConnection::new(self.db.clone(), tables, journal),
                 db: self.db,
                 clock,
                 shutdown_deadline: self.shutdown_deadline,
                 entities,
+                tailer,
             }),
         })
     }
@@ -263,6 +305,16 @@ struct LayerInner {
     clock: Clock,
     shutdown_deadline: Duration,
     entities: HashMap<TypeId, Registered>,
+    /// Reads the invalidation log, with coherence on.
+    tailer: Option<Arc<Tailer>>,
+}
+
+impl Drop for LayerInner {
+    fn drop(&mut self) {
+        if let Some(tailer) = &self.tailer {
+            tailer.stop();
+        }
+    }
 }
 
 /// The caching layer: one per process, holding one store per registered entity.
@@ -323,6 +375,7 @@ impl CacheLayer {
             create_outbox_tables: false,
             clock: None,
             shutdown_deadline: SHUTDOWN_DEADLINE,
+            coherence: Coherence::default(),
             entities: Vec::new(),
         }
     }
@@ -502,6 +555,27 @@ impl CacheLayer {
         }
     }
 
+    /// The invalidation log tailer's figures; all zero with coherence off.
+    pub fn coherence_stats(&self) -> CoherenceStats {
+        self.inner
+            .tailer
+            .as_ref()
+            .map_or_else(CoherenceStats::default, |tailer| tailer.stats())
+    }
+
+    /// Reads the invalidation log now and applies what other instances wrote, returning once
+    /// a full read that began after this call has finished (with coherence off, at once). For
+    /// a request that must see every write committed elsewhere before it started.
+    ///
+    /// # Errors
+    /// [`Error::Db`] if the log could not be read.
+    pub async fn catch_up(&self) -> Result<()> {
+        match &self.inner.tailer {
+            Some(tailer) => tailer.catch_up().await.map_err(Error::from),
+            None => Ok(()),
+        }
+    }
+
     /// The layer's clock.
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
@@ -527,6 +601,9 @@ impl CacheLayer {
     /// # Errors
     /// As [`shutdown`](Self::shutdown).
     pub async fn shutdown_within(&self, deadline: Duration) -> Result<()> {
+        if let Some(tailer) = &self.inner.tailer {
+            tailer.stop();
+        }
         let deadline = tokio::time::Instant::now() + deadline;
         let mut first_error = None;
         for registered in self.inner.entities.values() {

@@ -104,6 +104,7 @@
 
 mod cached;
 mod clock;
+mod coherence;
 mod config;
 mod connection;
 mod either_connection;
@@ -128,6 +129,7 @@ mod store;
 
 pub use cached::{CachedEntity, ModelCodec};
 pub use clock::Clock;
+pub use coherence::{Coherence, CoherenceStats, INVALIDATION_TABLE};
 pub use config::{CacheConfig, Policy, WriteBehindConfig};
 pub use connection::{CachedConnection, CachedStream, CachedTransaction};
 pub use either_connection::CachedConnectionTrait;

@@ -10,6 +10,8 @@ pub(crate) struct Counters {
     /// Hits and negative hits: counted on every hit, without a locked instruction.
     pub(crate) hits: HitCounter,
     pub(crate) misses: AtomicU64,
+    /// Invalidations other instances wrote to the log, applied here.
+    pub(crate) remote_invalidations: AtomicU64,
     pub(crate) coalesced: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) load_errors: AtomicU64,
@@ -51,6 +53,7 @@ impl Counters {
             hits,
             negative_hits,
             misses: self.misses.load(Relaxed),
+            remote_invalidations: self.remote_invalidations.load(Relaxed),
             coalesced: self.coalesced.load(Relaxed),
             loads: self.loads.load(Relaxed),
             load_errors: self.load_errors.load(Relaxed),
@@ -92,6 +95,9 @@ pub struct CacheStats {
     pub negative_hits: u64,
     /// Reads the cache could not answer.
     pub misses: u64,
+    /// Invalidations written to the invalidation log by other instances and applied here
+    /// (a key, or the whole entity), with [`Coherence`](crate::Coherence) on.
+    pub remote_invalidations: u64,
     /// Misses that waited for a load another caller had started (single flight).
     pub coalesced: u64,
     /// Loads that reached the database (or the caller's loader) and succeeded.

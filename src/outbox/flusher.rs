@@ -29,6 +29,7 @@ use super::queue::Outbox;
 use super::table::{dead_letter_row, outbox_row};
 use crate::clock::wall_ms;
 use crate::error::Result;
+use crate::invalidation::Effect;
 use crate::key::{CacheableEntity, KeyOf, key_of_model, keys_condition};
 use crate::stats::{add, bump};
 
@@ -249,7 +250,7 @@ impl<E: CacheableEntity> Outbox<E> {
     pub(crate) async fn apply_pending_in(
         self: &Arc<Self>,
         txn: &DatabaseTransaction,
-    ) -> Result<Option<Box<dyn FnOnce() + Send + Sync>>> {
+    ) -> Result<Option<Effect>> {
         let mark = self.store.flush_mark();
         let mut select = outbox_row::Entity::find()
             .filter(outbox_row::Column::Entity.eq(self.entity))
@@ -269,7 +270,7 @@ impl<E: CacheableEntity> Outbox<E> {
         let mut written = Vec::with_capacity(keys.len());
         let applied = self.apply(txn, &keys, &mut written).await?;
         let outbox = self.clone();
-        Ok(Some(Box::new(move || {
+        Ok(Some(Effect::local(move || {
             outbox.record(&applied, &written, Some(mark));
             outbox.pressure.room.notify_waiters();
         })))

@@ -20,6 +20,7 @@ use super::table::{self, Capacity, RowCapacity, outbox_row};
 use super::writer;
 use crate::cached::ModelCodec;
 use crate::clock::wall_ms;
+use crate::coherence::Journal;
 use crate::config::WriteBehindConfig;
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_text};
@@ -69,6 +70,7 @@ impl<E: CacheableEntity> Outbox<E> {
     pub(crate) fn start(
         db: DatabaseConnection,
         entity: &'static str,
+        journal: Option<Arc<Journal>>,
         codec: ModelCodec<E::Model>,
         config: WriteBehindConfig,
         counters: Arc<Counters>,
@@ -76,7 +78,7 @@ impl<E: CacheableEntity> Outbox<E> {
     ) -> Result<Arc<Self>> {
         let outbox = Arc::new(Self {
             pressure: Arc::new(Backpressure::new(&config)),
-            writer: writer::GroupWriter::start(db.clone(), counters.clone()),
+            writer: writer::GroupWriter::start(db.clone(), entity, journal, counters.clone()),
             db,
             entity,
             codec,

@@ -119,7 +119,9 @@ fn outbox_index() -> IndexCreateStatement {
 }
 
 /// Creates the outbox and dead-letter tables and the outbox's index where they do not exist,
-/// and upgrades tables an older version created; running it again changes nothing. Every
+/// and the invalidation log that instances share (`sea_orm_cache_invalidation`, see
+/// [`Coherence`](crate::Coherence)), and upgrades tables an older version created; running it
+/// again changes nothing. Every
 /// backend gets its own DDL: on MySQL/MariaDB the tables are InnoDB, `utf8mb4` with the
 /// `utf8mb4_bin` collation, with `LONGTEXT` payloads and a `VARCHAR(512)` key.
 ///
@@ -144,6 +146,7 @@ fn outbox_index() -> IndexCreateStatement {
 /// The database's error if a statement fails.
 pub async fn create_tables<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
+    crate::coherence::create_table(db).await?;
     for table in tables(backend) {
         db.execute(&table).await?;
     }

@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use sea_orm::{
     ActiveValue, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Statement,
-    Value,
+    TransactionTrait, Value,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use super::table::outbox_row;
+use crate::coherence::Journal;
+use crate::invalidation::LogEntry;
 use crate::retry::retrying;
 use crate::stats::Counters;
 
@@ -26,7 +28,33 @@ type Request = (outbox_row::ActiveModel, oneshot::Sender<Result<(), DbErr>>);
 /// changes, so it is prepared once per connection and planned generically; a multi-row
 /// `VALUES` would be a new statement for every group size, each prepared anew on every
 /// pooled connection with hundreds of parameters to bind.
-async fn insert(db: &DatabaseConnection, rows: &[outbox_row::ActiveModel]) -> Result<(), DbErr> {
+/// Inserts `rows` in one statement; with `journal` (coherence on), in one transaction with a
+/// log row for each row's key, so other instances drop what they cached for it.
+async fn insert(
+    db: &DatabaseConnection,
+    journal: Option<(&Journal, &'static str)>,
+    rows: &[outbox_row::ActiveModel],
+) -> Result<(), DbErr> {
+    let Some((journal, entity)) = journal else {
+        return insert_on(db, rows).await;
+    };
+    let txn = db.begin().await?;
+    insert_on(&txn, rows).await?;
+    let entries = rows
+        .iter()
+        .map(|row| LogEntry {
+            entity,
+            key: row.pk.try_as_ref().cloned(),
+        })
+        .collect::<Vec<_>>();
+    journal.write(&txn, &entries).await?;
+    txn.commit().await
+}
+
+async fn insert_on<C: ConnectionTrait>(
+    db: &C,
+    rows: &[outbox_row::ActiveModel],
+) -> Result<(), DbErr> {
     if db.get_database_backend() == DbBackend::Postgres {
         let statement = Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -118,14 +146,24 @@ impl GroupWriter {
     /// Starts the insert task on the current runtime.
     /// A group insert the database refuses as transient is retried ([`retrying`]), counted
     /// in `counters`.
-    pub(crate) fn start(db: DatabaseConnection, counters: Arc<Counters>) -> Self {
+    /// Starts the writer of `entity`'s outbox rows; with `journal`, each group's transaction
+    /// also adds the rows' keys to the invalidation log.
+    pub(crate) fn start(
+        db: DatabaseConnection,
+        entity: &'static str,
+        journal: Option<Arc<Journal>>,
+        counters: Arc<Counters>,
+    ) -> Self {
         let (requests, mut incoming) = mpsc::unbounded_channel::<Request>();
         tokio::spawn(async move {
             let mut group = Vec::new();
             while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
                 gather(&mut incoming, &mut group).await;
                 let (rows, acks): (Vec<_>, Vec<_>) = group.drain(..).unzip();
-                let result = retrying(&counters, || insert(&db, &rows)).await;
+                let result = retrying(&counters, || {
+                    insert(&db, journal.as_deref().map(|j| (j, entity)), &rows)
+                })
+                .await;
                 for ack in acks {
                     let _ = ack.send(result.clone());
                 }

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use sea_orm::ActiveModelTrait;
-
 use async_trait::async_trait;
 
 use super::in_transaction::{self, AfterCommit};
@@ -19,7 +17,7 @@ use crate::stats::bump;
 impl<E: CacheableEntity> EntityCache<E> {
     /// Inserts, then invalidates the new key (which clears a negative entry for it).
     pub(crate) async fn insert_invalidate(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
-        let model = retrying(&self.counters, || am.clone().insert(&self.db)).await?;
+        let model = retrying(&self.counters, || self.insert_row(&am)).await?;
         bump(&self.counters.db_writes);
         self.store.invalidate(&key_of_model::<E>(&model));
         Ok(Arc::new(model))
@@ -27,7 +25,7 @@ impl<E: CacheableEntity> EntityCache<E> {
 
     /// Updates, then invalidates the key.
     pub(crate) async fn update_invalidate(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
-        let model = retrying(&self.counters, || am.clone().update(&self.db)).await?;
+        let model = retrying(&self.counters, || self.update_row(&am)).await?;
         bump(&self.counters.db_writes);
         self.store.invalidate(&key_of_model::<E>(&model));
         Ok(Arc::new(model))
@@ -35,13 +33,10 @@ impl<E: CacheableEntity> EntityCache<E> {
 
     /// Deletes, then invalidates the key. Returns whether a row was deleted.
     pub(crate) async fn delete_invalidate(&self, key: &KeyOf<E>) -> Result<bool> {
-        let result = retrying(&self.counters, || {
-            E::delete_by_id(key.clone()).exec(&self.db)
-        })
-        .await?;
+        let deleted = retrying(&self.counters, || self.delete_row(key)).await?;
         bump(&self.counters.db_writes);
         self.store.invalidate(key);
-        Ok(result.rows_affected > 0)
+        Ok(deleted)
     }
 }
 

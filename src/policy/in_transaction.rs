@@ -13,11 +13,13 @@
 use std::sync::Arc;
 
 use sea_orm::ActiveModelTrait;
+use sea_orm::sea_query::IntoValueTuple;
 
 use crate::connection::CachedTransaction;
 use crate::entity_cache::EntityCache;
 use crate::error::Result;
-use crate::key::{CacheableEntity, KeyOf, key_of_model};
+use crate::invalidation::Effect;
+use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text};
 use crate::stats::bump;
 
 /// What a write in a transaction does to the cache once the transaction commits.
@@ -47,15 +49,18 @@ pub(crate) async fn save_in<E: CacheableEntity>(
     });
     counted(cache);
     let (effect_cache, key) = (cache.clone(), key_of_model::<E>(&model));
+    let text = Some(key_text(key.clone().into_value_tuple()));
     match then {
         AfterCommit::Set => {
             let row = model.clone();
-            txn.defer(Box::new(move || {
+            txn.defer(Effect::logged(cache.name, text, move || {
                 effect_cache.store.put(key, ticket, row, false);
             }));
         }
         AfterCommit::Invalidate => {
-            txn.defer(Box::new(move || effect_cache.store.invalidate(&key)));
+            txn.defer(Effect::logged(cache.name, text, move || {
+                effect_cache.store.invalidate(&key)
+            }));
         }
     }
     Ok(model)
@@ -70,7 +75,10 @@ pub(crate) async fn delete_in<E: CacheableEntity>(
     let result = E::delete_by_id(key.clone()).exec(txn.raw()).await?;
     counted(cache);
     let effect_cache = cache.clone();
-    txn.defer(Box::new(move || effect_cache.store.invalidate(&key)));
+    let text = Some(key_text(key.clone().into_value_tuple()));
+    txn.defer(Effect::logged(cache.name, text, move || {
+        effect_cache.store.invalidate(&key)
+    }));
     Ok(result.rows_affected > 0)
 }
 

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use sea_orm::sea_query::IntoValueTuple;
 use sea_orm::{ActiveModelTrait, ActiveValue, IntoActiveModel, Iterable, TryIntoModel};
 
 use async_trait::async_trait;
@@ -14,7 +15,8 @@ use super::paths::PolicyPaths;
 use crate::connection::CachedTransaction;
 use crate::entity_cache::EntityCache;
 use crate::error::{Error, Result};
-use crate::key::{CacheableEntity, KeyOf, key_of_active_model};
+use crate::invalidation::Effect;
+use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_text};
 use crate::outbox::{Outbox, PendingWrite};
 use crate::stats::bump;
 
@@ -114,19 +116,22 @@ impl<E: CacheableEntity> EntityCache<E> {
             },
         };
         let reservation = outbox.push_in(txn.raw(), &key, &write).await?;
-        txn.defer(Box::new(move || reservation.commit()));
+        txn.defer(Effect::local(move || reservation.commit()));
         bump(&self.counters.writes);
         let cache = self.clone();
+        let text = Some(key_text(key.clone().into_value_tuple()));
         Ok(match write {
             PendingWrite::Upsert(model) => {
                 let row = model.clone();
-                txn.defer(Box::new(move || {
+                txn.defer(Effect::logged(self.name, text, move || {
                     cache.store.put(key, ticket, row, true);
                 }));
                 Some(model)
             }
             PendingWrite::Delete(model) => {
-                txn.defer(Box::new(move || cache.store.invalidate(&key)));
+                txn.defer(Effect::logged(self.name, text, move || {
+                    cache.store.invalidate(&key)
+                }));
                 Some(model)
             }
         })

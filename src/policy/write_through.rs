@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use sea_orm::ActiveModelTrait;
-
 use async_trait::async_trait;
 
 use super::in_transaction::{self, AfterCommit};
@@ -27,7 +25,7 @@ impl<E: CacheableEntity> EntityCache<E> {
             None => None,
         };
         let ticket = self.store.ticket();
-        let model = Arc::new(retrying(&self.counters, || am.clone().insert(&self.db)).await?);
+        let model = Arc::new(retrying(&self.counters, || self.insert_row(&am)).await?);
         bump(&self.counters.db_writes);
         self.store
             .put(key_of_model::<E>(&model), ticket, model.clone(), false);
@@ -40,7 +38,7 @@ impl<E: CacheableEntity> EntityCache<E> {
             key_of_active_model::<E>(&am).ok_or(Error::MissingPrimaryKey { entity: self.name })?;
         let _lock = self.locks.lock(&key).await;
         let ticket = self.store.ticket();
-        let model = Arc::new(retrying(&self.counters, || am.clone().update(&self.db)).await?);
+        let model = Arc::new(retrying(&self.counters, || self.update_row(&am)).await?);
         bump(&self.counters.db_writes);
         // Through the fence: a write of the key from another path (a `CachedConnection`
         // statement, a hook) that committed after this one invalidated it, and wins.
@@ -51,13 +49,10 @@ impl<E: CacheableEntity> EntityCache<E> {
     /// Deletes and invalidates the key.
     pub(crate) async fn delete_through(&self, key: &KeyOf<E>) -> Result<bool> {
         let _lock = self.locks.lock(key).await;
-        let result = retrying(&self.counters, || {
-            E::delete_by_id(key.clone()).exec(&self.db)
-        })
-        .await?;
+        let deleted = retrying(&self.counters, || self.delete_row(key)).await?;
         bump(&self.counters.db_writes);
         self.store.invalidate(key);
-        Ok(result.rows_affected > 0)
+        Ok(deleted)
     }
 }
 

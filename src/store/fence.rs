@@ -51,7 +51,10 @@ impl<K: Eq> Stripe<K> {
 
     /// `key`'s dirty write sequence number, if it has one.
     pub(super) fn dirty_seq(&self, key: &K) -> Option<u64> {
-        self.dirty.iter().find(|(k, _)| k == key).map(|(_, seq)| *seq)
+        self.dirty
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, seq)| *seq)
     }
 
     /// Whether a load that took `ticket` may fill now.

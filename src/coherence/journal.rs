@@ -1,0 +1,111 @@
+//! The invalidation log, written side (DESIGN G8): every write made through the layer adds one
+//! row per key it changes (or one for the whole entity) to `sea_orm_cache_invalidation`, in
+//! the writing transaction, so no commit can happen without its invalidation. On Postgres the
+//! same transaction sends `pg_notify`, which the database delivers on commit only.
+
+use sea_orm::sea_query::{Alias, Query};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+
+use crate::clock::wall_ms;
+use crate::invalidation::LogEntry;
+
+/// The invalidation log table.
+pub const INVALIDATION_TABLE: &str = "sea_orm_cache_invalidation";
+
+/// The Postgres notification channel a writing transaction notifies on.
+pub(crate) const CHANNEL: &str = "sea_orm_cache_invalidation";
+
+/// Most rows one `INSERT` carries (4 parameters each, well under every backend's limit).
+const ROWS_PER_INSERT: usize = 500;
+
+/// What this instance writes to the log with: its origin, which its own tailer skips.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    /// This instance's id, unique per layer build.
+    pub(crate) origin: String,
+}
+
+impl Journal {
+    /// A journal with a fresh origin id (process id, time and a random number).
+    pub(crate) fn new() -> Self {
+        use std::hash::{BuildHasher, RandomState};
+        let random = RandomState::new().hash_one(std::time::Instant::now());
+        Self {
+            origin: format!("{}-{}-{random:016x}", std::process::id(), wall_ms()),
+        }
+    }
+
+    /// Adds `entries` to the log on `conn` (the writing transaction), and on Postgres queues
+    /// the wake-up notification for its commit. Does nothing without entries.
+    pub(crate) async fn write<'e, C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        entries: impl IntoIterator<Item = &'e LogEntry>,
+    ) -> Result<(), DbErr> {
+        let entries: Vec<&LogEntry> = entries.into_iter().collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let backend = conn.get_database_backend();
+        let now = wall_ms();
+        for chunk in entries.chunks(ROWS_PER_INSERT) {
+            let mut insert = Query::insert();
+            insert.into_table(Alias::new(INVALIDATION_TABLE)).columns([
+                Alias::new("entity"),
+                Alias::new("pk"),
+                Alias::new("origin"),
+                Alias::new("created_at"),
+            ]);
+            for entry in chunk {
+                insert
+                    .values([
+                        entry.entity.into(),
+                        entry.key.clone().into(),
+                        self.origin.clone().into(),
+                        now.into(),
+                    ])
+                    .map_err(|err| DbErr::Custom(err.to_string()))?;
+            }
+            conn.execute_raw(backend.build(&insert)).await?;
+        }
+        if backend == DbBackend::Postgres {
+            conn.execute_raw(Statement::from_string(
+                backend,
+                format!("SELECT pg_notify('{CHANNEL}', '')"),
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates the invalidation log table if it does not exist (called by
+/// [`outbox::create_tables`](crate::outbox::create_tables), so the builder's
+/// `create_outbox_tables` and the library's migration create it with the outbox). On Postgres
+/// each row also records its writing transaction's id (`txid`), which the tailers order by.
+pub(crate) async fn create_table<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let statements: &[&str] = match backend {
+        DbBackend::Postgres => &[
+            "CREATE TABLE IF NOT EXISTS sea_orm_cache_invalidation (\
+             id BIGSERIAL PRIMARY KEY, entity VARCHAR(255) NOT NULL, pk TEXT NULL, \
+             origin VARCHAR(64) NOT NULL, created_at BIGINT NOT NULL, \
+             txid XID8 NOT NULL DEFAULT pg_current_xact_id())",
+            "CREATE INDEX IF NOT EXISTS sea_orm_cache_invalidation_txid \
+             ON sea_orm_cache_invalidation (txid)",
+        ],
+        DbBackend::MySql => &["CREATE TABLE IF NOT EXISTS sea_orm_cache_invalidation (\
+             id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, entity VARCHAR(255) NOT NULL, \
+             pk LONGTEXT NULL, origin VARCHAR(64) NOT NULL, created_at BIGINT NOT NULL) \
+             ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"],
+        // AUTOINCREMENT: ids are never reused, even after every row is pruned.
+        _ => &["CREATE TABLE IF NOT EXISTS sea_orm_cache_invalidation (\
+             id INTEGER PRIMARY KEY AUTOINCREMENT, entity TEXT NOT NULL, pk TEXT NULL, \
+             origin TEXT NOT NULL, created_at INTEGER NOT NULL)"],
+    };
+    for sql in statements {
+        db.execute_raw(Statement::from_string(backend, *sql))
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Several instances, one database (DESIGN G8): every write made through a layer adds rows to
+//! an invalidation log in the writing transaction (`journal.rs`); every layer tails that log
+//! from its own cursor and applies the other instances' rows to its stores (`tailer.rs`).
+
+mod journal;
+mod tailer;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+pub use journal::INVALIDATION_TABLE;
+pub(crate) use journal::{Journal, create_table};
+pub(crate) use tailer::Tailer;
+
+/// Settings of the invalidation log that keeps several instances' caches right
+/// ([`CacheLayerBuilder::coherence`](crate::CacheLayerBuilder::coherence)).
+///
+/// With coherence on, every write made through the layer (repository writes under every
+/// policy, statements on [`CachedConnection`](crate::CachedConnection) and in
+/// [`CachedTransaction`](crate::CachedTransaction), write-behind acknowledgements) adds a row
+/// per key to `sea_orm_cache_invalidation` in its own transaction, and a background tailer
+/// applies the rows other instances wrote within about `poll_interval`. Off, an instance
+/// learns nothing of other instances' writes: it serves what it cached until the entry's TTL
+/// runs out.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Coherence {
+    /// Whether the layer writes and tails the log.
+    pub enabled: bool,
+    /// How often the tailer reads the log.
+    pub poll_interval: Duration,
+    /// MySQL/MariaDB only: how long the tailer waits for a missing log id (a transaction that
+    /// has its id but has not committed yet) before it takes it for a rollback and reads on.
+    pub gap_timeout: Duration,
+}
+
+impl Default for Coherence {
+    /// Off; when turned on, polls every 100 ms and waits 10 s for a missing id.
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            poll_interval: Duration::from_millis(100),
+            gap_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Coherence {
+    /// Coherence on, with the default intervals.
+    pub fn on() -> Self {
+        Self {
+            enabled: true,
+            ..Self::default()
+        }
+    }
+
+    /// Sets how often the tailer reads the log.
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Sets how long a missing log id is waited for (MySQL/MariaDB).
+    #[must_use]
+    pub fn gap_timeout(mut self, timeout: Duration) -> Self {
+        self.gap_timeout = timeout;
+        self
+    }
+}
+
+/// A snapshot of a layer's tailer figures, from
+/// [`CacheLayer::coherence_stats`](crate::CacheLayer::coherence_stats).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CoherenceStats {
+    /// Log rows of other instances applied here.
+    pub applied: u64,
+    /// Reads of the log.
+    pub polls: u64,
+    /// Reads of the log that failed (retried at the next poll).
+    pub poll_errors: u64,
+    /// Missing log ids given up on after `gap_timeout` (MySQL/MariaDB).
+    pub gaps_passed: u64,
+    /// Milliseconds from the last applied row's write to its application here (wall clocks
+    /// of two hosts: skew between them shows here).
+    pub last_lag_ms: u64,
+    /// The largest such lag seen.
+    pub max_lag_ms: u64,
+}
+
+impl Tailer {
+    /// A snapshot of the tailer's counts.
+    pub(crate) fn stats(&self) -> CoherenceStats {
+        let c = &self.counters;
+        CoherenceStats {
+            applied: c.applied.load(Ordering::Relaxed),
+            polls: c.polls.load(Ordering::Relaxed),
+            poll_errors: c.poll_errors.load(Ordering::Relaxed),
+            gaps_passed: c.gaps_passed.load(Ordering::Relaxed),
+            last_lag_ms: c.last_lag_ms.load(Ordering::Relaxed),
+            max_lag_ms: c.max_lag_ms.load(Ordering::Relaxed),
+        }
+    }
+}

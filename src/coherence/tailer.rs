@@ -1,0 +1,296 @@
+//! The invalidation log, read side (DESIGN G8): one tailer per layer reads the rows other
+//! instances wrote, from its own cursor, and applies them to this instance's stores through
+//! the fence (an invalidation refuses every load of the key that started before it).
+//!
+//! Ids are allocated when a row is inserted and become visible when its transaction commits,
+//! so a reader can see id 102 before 101. No row is skipped:
+//! - Postgres: each row records its transaction's id (`txid`). The cursor is a transaction
+//!   id: every transaction older than the snapshot's `xmin` has finished, so each poll first
+//!   reads `xmin`, then every row with `txid >= cursor`, applies the ones not applied yet, and
+//!   moves the cursor to that `xmin`. A transaction held open elsewhere only holds the cursor
+//!   back; newer rows are applied as they commit (an early invalidation is harmless).
+//! - SQLite: one writer at a time, so ids become visible in order.
+//! - MySQL/MariaDB: the cursor stops at a missing id (a gap) and newer rows are applied
+//!   early; a gap still missing after `gap_timeout` is taken for a rolled-back transaction
+//!   (whose id is never used) and passed. The log rows are the last statement before their
+//!   transaction's commit, so a gap normally closes within a commit's time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
+use tokio::sync::Notify;
+
+use super::journal::Journal;
+use crate::clock::wall_ms;
+use crate::invalidation::Tables;
+
+/// Most rows one poll reads past the cursor (MySQL/MariaDB, SQLite).
+const PAGE: i64 = 10_000;
+
+/// Where a tailer has read to.
+#[derive(Debug)]
+enum Cursor {
+    /// Postgres: every transaction below `xmin` is read; `applied` holds the rows of
+    /// transactions at or above it that are already applied, with their `txid`.
+    Xid {
+        xmin: u64,
+        applied: HashMap<i64, u64>,
+    },
+    /// MySQL/MariaDB and SQLite: every id up to `through` is read (or was a gap given up on);
+    /// `applied` holds the ids above it already applied, `gaps` the missing ids below the
+    /// newest one seen, since when they are missing.
+    Id {
+        through: i64,
+        applied: BTreeMap<i64, ()>,
+        gaps: BTreeMap<i64, Instant>,
+    },
+}
+
+/// Counts a layer's tailer keeps (see [`CoherenceStats`](super::CoherenceStats)).
+#[derive(Debug, Default)]
+pub(crate) struct TailCounters {
+    pub(crate) applied: AtomicU64,
+    pub(crate) polls: AtomicU64,
+    pub(crate) poll_errors: AtomicU64,
+    pub(crate) gaps_passed: AtomicU64,
+    pub(crate) last_lag_ms: AtomicU64,
+    pub(crate) max_lag_ms: AtomicU64,
+}
+
+/// One layer's tailer.
+#[derive(Debug)]
+pub(crate) struct Tailer {
+    db: DatabaseConnection,
+    journal: Arc<Journal>,
+    tables: Arc<Tables>,
+    poll_interval: Duration,
+    gap_timeout: Duration,
+    /// Wakes the tailer before its poll interval (a Postgres notification, a test).
+    pub(crate) wake: Notify,
+    pub(crate) counters: TailCounters,
+    stopping: AtomicBool,
+    /// Where the log is read to; set by [`start`](Self::start), held by one poll at a time.
+    cursor: tokio::sync::Mutex<Option<Cursor>>,
+}
+
+fn text_u64(row: &QueryResult, column: &str) -> Result<u64, DbErr> {
+    let text: String = row.try_get("", column)?;
+    text.parse()
+        .map_err(|_| DbErr::Custom(format!("{column}: not a transaction id: {text}")))
+}
+
+impl Tailer {
+    pub(crate) fn new(
+        db: DatabaseConnection,
+        journal: Arc<Journal>,
+        tables: Arc<Tables>,
+        poll_interval: Duration,
+        gap_timeout: Duration,
+    ) -> Self {
+        Self {
+            db,
+            journal,
+            tables,
+            poll_interval,
+            gap_timeout,
+            wake: Notify::new(),
+            counters: TailCounters::default(),
+            stopping: AtomicBool::new(false),
+            cursor: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Sets the cursor at the current end of the log: a new instance holds nothing yet, so
+    /// nothing written before it started concerns it. Fails if the log cannot be read.
+    pub(crate) async fn start(&self) -> Result<(), DbErr> {
+        let cursor = self.end().await?;
+        *self.cursor.lock().await = Some(cursor);
+        Ok(())
+    }
+
+    async fn end(&self) -> Result<Cursor, DbErr> {
+        let backend = self.db.get_database_backend();
+        if backend == DbBackend::Postgres {
+            let xmin = self.xmin().await?;
+            let rows = self.rows_from_xid(xmin).await?;
+            let applied = rows
+                .iter()
+                .map(|row| Ok((row.try_get::<i64>("", "id")?, text_u64(row, "txid")?)))
+                .collect::<Result<_, DbErr>>()?;
+            return Ok(Cursor::Xid { xmin, applied });
+        }
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                backend,
+                "SELECT COALESCE(MAX(id), 0) AS id FROM sea_orm_cache_invalidation",
+            ))
+            .await?;
+        let through = match row {
+            Some(row) => row.try_get::<i64>("", "id")?,
+            None => 0,
+        };
+        Ok(Cursor::Id {
+            through,
+            applied: BTreeMap::new(),
+            gaps: BTreeMap::new(),
+        })
+    }
+
+    async fn xmin(&self) -> Result<u64, DbErr> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("no snapshot xmin".to_owned()))?;
+        text_u64(&row, "xmin")
+    }
+
+    async fn rows_from_xid(&self, xmin: u64) -> Result<Vec<QueryResult>, DbErr> {
+        self.db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT id, entity, pk, origin, created_at, txid::text AS txid \
+                 FROM sea_orm_cache_invalidation WHERE txid >= $1::text::xid8 ORDER BY id",
+                [xmin.to_string().into()],
+            ))
+            .await
+    }
+
+    /// Applies one log row written by another instance; returns whether it was applied.
+    fn apply(&self, row: &QueryResult) -> Result<(), DbErr> {
+        let origin: String = row.try_get("", "origin")?;
+        if origin == self.journal.origin {
+            return Ok(());
+        }
+        let entity: String = row.try_get("", "entity")?;
+        let key: Option<String> = row.try_get("", "pk")?;
+        let created_at: i64 = row.try_get("", "created_at")?;
+        if let Some(table) = self.tables.get(&entity) {
+            table.remote(key.as_deref());
+        }
+        let lag = (wall_ms() - created_at).max(0) as u64;
+        self.counters.applied.fetch_add(1, Ordering::Relaxed);
+        self.counters.last_lag_ms.store(lag, Ordering::Relaxed);
+        self.counters.max_lag_ms.fetch_max(lag, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads and applies what is new since `cursor`, and moves it on.
+    async fn poll(&self, cursor: &mut Cursor) -> Result<(), DbErr> {
+        self.counters.polls.fetch_add(1, Ordering::Relaxed);
+        match cursor {
+            Cursor::Xid { xmin, applied } => {
+                // `xmin` first: every transaction below it has finished, so the read that
+                // follows (a later snapshot) sees all of their rows.
+                let next = self.xmin().await?;
+                for row in self.rows_from_xid(*xmin).await? {
+                    let id: i64 = row.try_get("", "id")?;
+                    if applied.contains_key(&id) {
+                        continue;
+                    }
+                    self.apply(&row)?;
+                    applied.insert(id, text_u64(&row, "txid")?);
+                }
+                applied.retain(|_, txid| *txid >= next);
+                *xmin = next;
+            }
+            Cursor::Id {
+                through,
+                applied,
+                gaps,
+            } => {
+                let rows = self
+                    .db
+                    .query_all_raw(Statement::from_sql_and_values(
+                        self.db.get_database_backend(),
+                        "SELECT id, entity, pk, origin, created_at \
+                         FROM sea_orm_cache_invalidation WHERE id > ? ORDER BY id LIMIT ?",
+                        [(*through).into(), PAGE.into()],
+                    ))
+                    .await?;
+                let now = Instant::now();
+                for row in &rows {
+                    let id: i64 = row.try_get("", "id")?;
+                    if applied.contains_key(&id) {
+                        continue;
+                    }
+                    self.apply(row)?;
+                    applied.insert(id, ());
+                    gaps.remove(&id);
+                }
+                // Ids below the newest one seen that are still missing: since when.
+                let newest = applied.keys().next_back().copied().unwrap_or(*through);
+                for id in *through + 1..newest {
+                    if !applied.contains_key(&id) {
+                        gaps.entry(id).or_insert(now);
+                    }
+                }
+                // Move through what is contiguous, and past gaps given up on.
+                loop {
+                    let next = *through + 1;
+                    if applied.remove(&next).is_some() {
+                        *through = next;
+                        continue;
+                    }
+                    match gaps.get(&next) {
+                        Some(since) if now.duration_since(*since) >= self.gap_timeout => {
+                            gaps.remove(&next);
+                            self.counters.gaps_passed.fetch_add(1, Ordering::Relaxed);
+                            *through = next;
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and applies what is new now.
+    pub(crate) async fn catch_up(&self) -> Result<(), DbErr> {
+        let mut cursor = self.cursor.lock().await;
+        let cursor = match &mut *cursor {
+            Some(cursor) => cursor,
+            empty => empty.insert(self.end().await?),
+        };
+        let polled = self.poll(cursor).await;
+        if polled.is_err() {
+            self.counters.poll_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    /// The tailer's task: polls every `poll_interval`, or sooner when woken, until stopped.
+    pub(crate) async fn run(self: Arc<Self>) {
+        loop {
+            if self.wait().await {
+                return;
+            }
+            if let Err(err) = self.catch_up().await {
+                tracing::warn!(%err, "reading the invalidation log failed; retrying");
+            }
+        }
+    }
+
+    /// Waits for the next poll; returns whether the tailer is stopping.
+    async fn wait(&self) -> bool {
+        if self.stopping.load(Ordering::Acquire) {
+            return true;
+        }
+        let _ = tokio::time::timeout(self.poll_interval, self.wake.notified()).await;
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Stops the task at its next wait.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
