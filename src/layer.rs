@@ -282,6 +282,12 @@ impl CacheLayerBuilder {
                     .await
                     .map_err(|source| Error::LogUnavailable { source })?;
                 tokio::spawn(tailer.clone().run());
+                #[cfg(feature = "postgres")]
+                if self.coherence.listen
+                    && self.db.get_database_backend() == sea_orm::DbBackend::Postgres
+                {
+                    crate::coherence::listen(&self.db, tailer.clone());
+                }
                 Some(tailer)
             }
             None => None,

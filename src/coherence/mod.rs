@@ -3,6 +3,8 @@
 //! from its own cursor and applies the other instances' rows to its stores (`tailer.rs`).
 
 mod journal;
+#[cfg(feature = "postgres")]
+mod listener;
 mod tailer;
 
 use std::sync::atomic::Ordering;
@@ -10,6 +12,8 @@ use std::time::Duration;
 
 pub use journal::INVALIDATION_TABLE;
 pub(crate) use journal::{Journal, create_table};
+#[cfg(feature = "postgres")]
+pub(crate) use listener::spawn as listen;
 pub(crate) use tailer::Tailer;
 
 /// Settings of the invalidation log that keeps several instances' caches right
@@ -27,8 +31,12 @@ pub(crate) use tailer::Tailer;
 pub struct Coherence {
     /// Whether the layer writes and tails the log.
     pub enabled: bool,
-    /// How often the tailer reads the log.
+    /// How often the tailer reads the log. On Postgres a notification sent by the writing
+    /// transaction wakes it sooner; the polls are the backstop for lost notifications.
     pub poll_interval: Duration,
+    /// Postgres only: whether a listener wakes the tailer on every write's notification
+    /// (on by default); off, the tailer only polls.
+    pub listen: bool,
     /// MySQL/MariaDB only: how long the tailer waits for a missing log id (a transaction that
     /// has its id but has not committed yet) before it takes it for a rollback and reads on.
     pub gap_timeout: Duration,
@@ -40,6 +48,7 @@ impl Default for Coherence {
         Self {
             enabled: false,
             poll_interval: Duration::from_millis(100),
+            listen: true,
             gap_timeout: Duration::from_secs(10),
         }
     }
@@ -58,6 +67,13 @@ impl Coherence {
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// Turns the Postgres listener on or off (off: the tailer only polls).
+    #[must_use]
+    pub fn listen(mut self, listen: bool) -> Self {
+        self.listen = listen;
         self
     }
 
@@ -82,6 +98,9 @@ pub struct CoherenceStats {
     pub poll_errors: u64,
     /// Missing log ids given up on after `gap_timeout` (MySQL/MariaDB).
     pub gaps_passed: u64,
+    /// Times the Postgres listener lost its connection (each time the tailer read the log at
+    /// once, and the listener reconnected).
+    pub listener_reconnects: u64,
     /// Milliseconds from the last applied row's write to its application here (wall clocks
     /// of two hosts: skew between them shows here).
     pub last_lag_ms: u64,
@@ -98,6 +117,7 @@ impl Tailer {
             polls: c.polls.load(Ordering::Relaxed),
             poll_errors: c.poll_errors.load(Ordering::Relaxed),
             gaps_passed: c.gaps_passed.load(Ordering::Relaxed),
+            listener_reconnects: c.listener_reconnects.load(Ordering::Relaxed),
             last_lag_ms: c.last_lag_ms.load(Ordering::Relaxed),
             max_lag_ms: c.max_lag_ms.load(Ordering::Relaxed),
         }

@@ -56,6 +56,7 @@ pub(crate) struct TailCounters {
     pub(crate) polls: AtomicU64,
     pub(crate) poll_errors: AtomicU64,
     pub(crate) gaps_passed: AtomicU64,
+    pub(crate) listener_reconnects: AtomicU64,
     pub(crate) last_lag_ms: AtomicU64,
     pub(crate) max_lag_ms: AtomicU64,
 }
@@ -72,6 +73,8 @@ pub(crate) struct Tailer {
     pub(crate) wake: Notify,
     pub(crate) counters: TailCounters,
     stopping: AtomicBool,
+    /// Tells the Postgres listener to stop.
+    pub(crate) stop_signal: Notify,
     /// Where the log is read to; set by [`start`](Self::start), held by one poll at a time.
     cursor: tokio::sync::Mutex<Option<Cursor>>,
 }
@@ -99,6 +102,7 @@ impl Tailer {
             wake: Notify::new(),
             counters: TailCounters::default(),
             stopping: AtomicBool::new(false),
+            stop_signal: Notify::new(),
             cursor: tokio::sync::Mutex::new(None),
         }
     }
@@ -288,9 +292,20 @@ impl Tailer {
         self.stopping.load(Ordering::Acquire)
     }
 
-    /// Stops the task at its next wait.
+    /// Stops the task at its next wait, and the listener.
     pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
         self.wake.notify_one();
+        self.stop_signal.notify_waiters();
+    }
+
+    /// Whether [`stop`](Self::stop) was called.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// How often the tailer reads the log without being woken.
+    pub(crate) fn poll_interval(&self) -> std::time::Duration {
+        self.poll_interval
     }
 }

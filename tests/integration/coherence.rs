@@ -15,10 +15,14 @@ use sea_orm_cache::{CacheLayer, Coherence, Policy, Repository};
 use crate::common::*;
 
 /// A layer on `t`'s database with coherence on; `users` under `policy`, `profiles`
-/// write-behind.
+/// write-behind. It reads the log only when told to (`catch_up`): no poll is due for an hour
+/// and no Postgres listener wakes it.
 async fn instance(t: &TestDb, policy: Policy) -> CacheLayer {
+    let by_hand = Coherence::on()
+        .poll_interval(std::time::Duration::from_secs(3600))
+        .listen(false);
     register_under::<user::Entity>(
-        CacheLayer::builder(t.connect_again().await).coherence(Coherence::on()),
+        CacheLayer::builder(t.connect_again().await).coherence(by_hand),
         policy,
         |c| c,
     )
@@ -247,7 +251,67 @@ async fn a_lower_log_id_that_commits_late_is_not_skipped(t: TestDb) {
     b.shutdown().await.unwrap();
 }
 
+/// Postgres: a notification from the writing transaction wakes A's tailer, so A shows B's write
+/// with no poll due for an hour; with A's listener backend killed (`pg_terminate_backend`),
+/// the listener reconnects, A reads the log at once, and the next write still arrives.
+async fn notifications_wake_the_tailer_and_a_killed_listener_loses_nothing(t: TestDb) {
+    if t.db_backend() != DbBackend::Postgres {
+        return;
+    }
+    let hour = Coherence::on().poll_interval(std::time::Duration::from_secs(3600));
+    let a = CacheLayer::builder(t.connect_again().await)
+        .coherence(hour.clone())
+        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .build()
+        .await
+        .unwrap();
+    let b = instance(&t, Policy::ReadThrough).await;
+    let (users_a, users_b) = (
+        a.repository::<user::Entity>().unwrap(),
+        b.repository::<user::Entity>().unwrap(),
+    );
+    let u = seed_user(&t.db, 1).await;
+    let shows = async |name: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if users_a.get(u.id).await.unwrap().unwrap().name == name {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    };
+    assert!(shows("user 1").await);
+    // The listener is connected once the first notification is delivered.
+    users_b.update(rename(u.id, "notified")).await.unwrap();
+    assert!(shows("notified").await, "a notification woke A's tailer");
+
+    let killed = t
+        .db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity              WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        ))
+        .await
+        .unwrap();
+    assert!(!killed.is_empty(), "A's listener backend was found");
+    users_b
+        .update(rename(u.id, "after the kill"))
+        .await
+        .unwrap();
+    assert!(
+        shows("after the kill").await,
+        "the reconnected listener (or the read at reconnect) brought B's write"
+    );
+    assert!(a.coherence_stats().listener_reconnects >= 1);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
 crate::backend_tests!(
+    notifications_wake_the_tailer_and_a_killed_listener_loses_nothing,
     another_instances_writes_reach_this_one_through_the_log,
     a_write_behind_acknowledgement_reaches_the_other_instance,
     a_lower_log_id_that_commits_late_is_not_skipped,

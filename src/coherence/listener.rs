@@ -1,0 +1,75 @@
+//! Postgres wake-ups for the tailer: a `LISTEN` on the log's channel, which every writing
+//! transaction notifies on (delivered on commit only). A notification only wakes the tailer,
+//! which reads the log from its cursor: a notification lost, or sent while the listener was
+//! reconnecting, costs at most one poll interval, never a row. When the listener's
+//! connection drops, it reconnects and wakes the tailer at once, so what was written in
+//! between is read straight away.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use sea_orm::DatabaseConnection;
+use sea_orm::sqlx::postgres::PgListener;
+
+use super::journal::CHANNEL;
+use super::tailer::Tailer;
+
+/// Starts the listener task of `tailer`, on a connection of `db`'s pool; it ends when the
+/// tailer stops.
+pub(crate) fn spawn(db: &DatabaseConnection, tailer: Arc<Tailer>) {
+    let pool = db.get_postgres_connection_pool().clone();
+    tokio::spawn(async move {
+        let mut listener: Option<PgListener> = None;
+        loop {
+            let stop = tailer.stop_signal.notified();
+            tokio::pin!(stop);
+            stop.as_mut().enable();
+            if tailer.is_stopping() {
+                return;
+            }
+            let Some(active) = &mut listener else {
+                let connected = async {
+                    let mut fresh = PgListener::connect_with(&pool).await?;
+                    fresh.listen(CHANNEL).await?;
+                    Ok::<_, sea_orm::sqlx::Error>(fresh)
+                };
+                tokio::select! {
+                    _ = &mut stop => return,
+                    connected = connected => match connected {
+                        Ok(fresh) => {
+                            listener = Some(fresh);
+                            // Rows written while there was no listener are read now.
+                            tailer.wake.notify_one();
+                        }
+                        Err(err) => {
+                            tracing::warn!(%err, "invalidation log listener cannot connect; polling");
+                            tokio::select! {
+                                _ = &mut stop => return,
+                                () = tokio::time::sleep(tailer.poll_interval()) => {}
+                            }
+                        }
+                    },
+                }
+                continue;
+            };
+            tokio::select! {
+                _ = &mut stop => return,
+                received = active.try_recv() => match received {
+                    Ok(Some(_)) => tailer.wake.notify_one(),
+                    // The connection was lost: the next `try_recv` reconnects and listens
+                    // again; meanwhile read the log from the cursor.
+                    Ok(None) => {
+                        tailer.counters.listener_reconnects.fetch_add(1, Ordering::Relaxed);
+                        tailer.wake.notify_one();
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "invalidation log listener failed; reconnecting");
+                        tailer.counters.listener_reconnects.fetch_add(1, Ordering::Relaxed);
+                        listener = None;
+                        tailer.wake.notify_one();
+                    }
+                },
+            }
+        }
+    });
+}
