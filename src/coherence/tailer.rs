@@ -300,11 +300,13 @@ impl Tailer {
     }
 
     /// Whether [`stop`](Self::stop) was called.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))] // the listener's
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
     }
 
     /// How often the tailer reads the log without being woken.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))] // the listener's
     pub(crate) fn poll_interval(&self) -> std::time::Duration {
         self.poll_interval
     }
