@@ -94,6 +94,13 @@ impl fmt::Debug for Tables {
 }
 
 impl Tables {
+    /// Drops every entry of every cached table.
+    pub(crate) fn invalidate_everything(&self) {
+        for table in self.by_name.values() {
+            table.remote(None);
+        }
+    }
+
     /// Registers the cache of table `name`.
     pub(crate) fn insert(&mut self, name: &'static str, table: Arc<dyn TableCache>) {
         self.by_name.insert(name, table);

@@ -274,8 +274,8 @@ impl CacheLayerBuilder {
                     self.db.clone(),
                     journal.clone(),
                     tables.clone(),
-                    self.coherence.poll_interval,
-                    self.coherence.gap_timeout,
+                    &self.coherence,
+                    clock.clone(),
                 ));
                 tailer
                     .start()

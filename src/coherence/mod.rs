@@ -37,18 +37,24 @@ pub struct Coherence {
     /// Postgres only: whether a listener wakes the tailer on every write's notification
     /// (on by default); off, the tailer only polls.
     pub listen: bool,
+    /// How long log rows are kept. Any instance prunes older ones; an instance that has not
+    /// read the log for half of it (paused, partitioned) drops every entry it holds when it
+    /// next reads (a reset), since rows it never read may be gone.
+    pub retention: Duration,
     /// MySQL/MariaDB only: how long the tailer waits for a missing log id (a transaction that
     /// has its id but has not committed yet) before it takes it for a rollback and reads on.
     pub gap_timeout: Duration,
 }
 
 impl Default for Coherence {
-    /// Off; when turned on, polls every 100 ms and waits 10 s for a missing id.
+    /// Off; when turned on, polls every 100 ms (and listens, on Postgres), keeps log rows
+    /// for an hour, and waits 10 s for a missing id.
     fn default() -> Self {
         Self {
             enabled: false,
             poll_interval: Duration::from_millis(100),
             listen: true,
+            retention: Duration::from_secs(3600),
             gap_timeout: Duration::from_secs(10),
         }
     }
@@ -67,6 +73,13 @@ impl Coherence {
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// Sets how long log rows are kept.
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
         self
     }
 
@@ -101,6 +114,11 @@ pub struct CoherenceStats {
     /// Times the Postgres listener lost its connection (each time the tailer read the log at
     /// once, and the listener reconnected).
     pub listener_reconnects: u64,
+    /// Times this instance dropped every entry because it had not read the log for half the
+    /// retention (rows it never read may have been pruned).
+    pub resets: u64,
+    /// Log rows this instance pruned.
+    pub pruned: u64,
     /// Milliseconds from the last applied row's write to its application here (wall clocks
     /// of two hosts: skew between them shows here).
     pub last_lag_ms: u64,
@@ -118,6 +136,8 @@ impl Tailer {
             poll_errors: c.poll_errors.load(Ordering::Relaxed),
             gaps_passed: c.gaps_passed.load(Ordering::Relaxed),
             listener_reconnects: c.listener_reconnects.load(Ordering::Relaxed),
+            resets: c.resets.load(Ordering::Relaxed),
+            pruned: c.pruned.load(Ordering::Relaxed),
             last_lag_ms: c.last_lag_ms.load(Ordering::Relaxed),
             max_lag_ms: c.max_lag_ms.load(Ordering::Relaxed),
         }

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
 use tokio::sync::Notify;
 
+use super::Coherence;
 use super::journal::Journal;
+use crate::clock::Clock;
 use crate::clock::wall_ms;
 use crate::invalidation::Tables;
 
@@ -57,6 +59,8 @@ pub(crate) struct TailCounters {
     pub(crate) poll_errors: AtomicU64,
     pub(crate) gaps_passed: AtomicU64,
     pub(crate) listener_reconnects: AtomicU64,
+    pub(crate) resets: AtomicU64,
+    pub(crate) pruned: AtomicU64,
     pub(crate) last_lag_ms: AtomicU64,
     pub(crate) max_lag_ms: AtomicU64,
 }
@@ -69,6 +73,13 @@ pub(crate) struct Tailer {
     tables: Arc<Tables>,
     poll_interval: Duration,
     gap_timeout: Duration,
+    /// Log rows older than this are pruned; a tailer that has not read the log for half of
+    /// it may have missed pruned rows, and resets.
+    retention_ms: u64,
+    /// The layer's clock: when the log was last read, and pruned.
+    clock: Clock,
+    last_read_ms: AtomicU64,
+    last_prune_ms: AtomicU64,
     /// Wakes the tailer before its poll interval (a Postgres notification, a test).
     pub(crate) wake: Notify,
     pub(crate) counters: TailCounters,
@@ -90,15 +101,19 @@ impl Tailer {
         db: DatabaseConnection,
         journal: Arc<Journal>,
         tables: Arc<Tables>,
-        poll_interval: Duration,
-        gap_timeout: Duration,
+        settings: &Coherence,
+        clock: Clock,
     ) -> Self {
         Self {
             db,
             journal,
             tables,
-            poll_interval,
-            gap_timeout,
+            poll_interval: settings.poll_interval,
+            gap_timeout: settings.gap_timeout,
+            retention_ms: settings.retention.as_millis() as u64,
+            clock,
+            last_read_ms: AtomicU64::new(0),
+            last_prune_ms: AtomicU64::new(0),
             wake: Notify::new(),
             counters: TailCounters::default(),
             stopping: AtomicBool::new(false),
@@ -258,17 +273,57 @@ impl Tailer {
     }
 
     /// Reads and applies what is new now.
+    ///
+    /// If the log was last read longer than half the retention ago, rows this instance never
+    /// read may have been pruned since: every entry of every entity is dropped (a counted
+    /// reset), so nothing it may have missed is served. Every `retention / 10` the read
+    /// also prunes rows older than the retention.
     pub(crate) async fn catch_up(&self) -> Result<(), DbErr> {
         let mut cursor = self.cursor.lock().await;
         let cursor = match &mut *cursor {
             Some(cursor) => cursor,
             empty => empty.insert(self.end().await?),
         };
+        let started = self.clock.now_ms();
         let polled = self.poll(cursor).await;
         if polled.is_err() {
             self.counters.poll_errors.fetch_add(1, Ordering::Relaxed);
+            return polled;
         }
-        polled
+        let last = self.last_read_ms.swap(started, Ordering::AcqRel);
+        if started.saturating_sub(last) > self.retention_ms / 2 {
+            self.counters.resets.fetch_add(1, Ordering::Relaxed);
+            self.tables.invalidate_everything();
+        }
+        if started.saturating_sub(self.last_prune_ms.load(Ordering::Acquire))
+            >= self.retention_ms / 10
+        {
+            self.last_prune_ms.store(started, Ordering::Release);
+            self.prune().await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes log rows older than the retention (by the writers' wall clocks).
+    async fn prune(&self) -> Result<(), DbErr> {
+        let before = wall_ms() - self.retention_ms as i64;
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => "DELETE FROM sea_orm_cache_invalidation WHERE created_at < $1",
+            _ => "DELETE FROM sea_orm_cache_invalidation WHERE created_at < ?",
+        };
+        let result = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [before.into()],
+            ))
+            .await?;
+        self.counters
+            .pruned
+            .fetch_add(result.rows_affected(), Ordering::Relaxed);
+        Ok(())
     }
 
     /// The tailer's task: polls every `poll_interval`, or sooner when woken, until stopped.

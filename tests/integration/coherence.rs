@@ -310,7 +310,72 @@ async fn notifications_wake_the_tailer_and_a_killed_listener_loses_nothing(t: Te
     b.shutdown().await.unwrap();
 }
 
+/// Retention: an instance that has not read the log for half the retention (paused; the
+/// layer's manual clock stands for the pause) drops everything it holds when it next reads,
+/// since the rows it missed may be pruned; here they are gone (another instance pruned
+/// them), and A still serves no stale row. And a read of the log prunes rows older than
+/// the retention.
+async fn an_instance_behind_the_retention_resets_and_old_rows_are_pruned(t: TestDb) {
+    let clock = sea_orm_cache::Clock::manual();
+    let retention = std::time::Duration::from_secs(10);
+    let a = CacheLayer::builder(t.connect_again().await)
+        .clock(clock.clone())
+        .coherence(
+            Coherence::on()
+                .poll_interval(std::time::Duration::from_secs(3600))
+                .listen(false)
+                .retention(retention),
+        )
+        .cached::<user::Entity>(|c| {
+            c.policy(Policy::ReadThrough)
+                .ttl(std::time::Duration::from_secs(3600))
+        })
+        .build()
+        .await
+        .unwrap();
+    let b = instance(&t, Policy::ReadThrough).await;
+    let (users_a, users_b) = (
+        a.repository::<user::Entity>().unwrap(),
+        b.repository::<user::Entity>().unwrap(),
+    );
+    let u = seed_user(&t.db, 1).await;
+    users_a.get(u.id).await.unwrap();
+    a.catch_up().await.unwrap();
+    assert_eq!(a.coherence_stats().resets, 0, "read in time: no reset");
+
+    users_b.update(rename(u.id, "missed")).await.unwrap();
+    // Another instance pruned the row A never read.
+    t.db.execute_unprepared("DELETE FROM sea_orm_cache_invalidation")
+        .await
+        .unwrap();
+    clock.advance(retention / 2 + std::time::Duration::from_secs(1));
+    a.catch_up().await.unwrap();
+    assert_eq!(
+        a.coherence_stats().resets,
+        1,
+        "behind the retention: a reset"
+    );
+    assert_eq!(users_a.peek(u.id), None, "nothing A held survives");
+    assert_eq!(users_a.get(u.id).await.unwrap().unwrap().name, "missed");
+
+    // A row older than the retention is pruned by the next read that prunes.
+    t.db.execute_unprepared(
+        "INSERT INTO sea_orm_cache_invalidation (entity, pk, origin, created_at) \
+         VALUES ('users', '[1]', 'ancient', 0)",
+    )
+    .await
+    .unwrap();
+    let recent = t.count("sea_orm_cache_invalidation").await;
+    clock.advance(retention / 10);
+    a.catch_up().await.unwrap();
+    assert_eq!(t.count("sea_orm_cache_invalidation").await, recent - 1);
+    assert_eq!(a.coherence_stats().pruned, 1);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
 crate::backend_tests!(
+    an_instance_behind_the_retention_resets_and_old_rows_are_pruned,
     notifications_wake_the_tailer_and_a_killed_listener_loses_nothing,
     another_instances_writes_reach_this_one_through_the_log,
     a_write_behind_acknowledgement_reaches_the_other_instance,
