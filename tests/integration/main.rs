@@ -7,6 +7,7 @@ mod common;
 
 mod call_shape;
 mod coherence;
+mod coherence_checker;
 mod coherence_processes;
 mod composite_keys;
 mod concurrent_transactions;
