@@ -6,7 +6,13 @@
 //! ```text
 //! cargo run --release --example bench
 //! cargo run --release --example bench -- --hits-only   # the in-memory hit rows only
+//! cargo run --release --example bench -- --coherence   # the several-instances rows only
 //! ```
+//!
+//! The several-instances rows (`--coherence`, also part of a full run when
+//! `TEST_POSTGRES_URL` is set; MariaDB rows when `TEST_MYSQL_URL` is too) run this binary a
+//! second time as instance B, which writes and prints each acknowledgement's wall-clock time;
+//! instance A (this process) had the row cached and reads it until the new value shows.
 //!
 //! Everything runs against an in-memory SQLite database (`sqlite::memory:`; SeaORM gives a
 //! SQLite pool a single connection by default) with the `users` entity under read-through.
@@ -27,7 +33,7 @@ use migration::{Migrator, MigratorTrait};
 use quick_cache::sync::Cache;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, Database, EntityTrait, QueryFilter};
-use sea_orm_cache::{CacheLayer, Policy};
+use sea_orm_cache::{CacheLayer, Coherence, Policy};
 use tokio::sync::Barrier;
 
 /// Rounds of the in-memory measurements (hit, peek, raw quick_cache), each measuring every
@@ -93,6 +99,9 @@ macro_rules! best_ns {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
+    if let Ok(url) = std::env::var(COHERENCE_CHILD) {
+        return coherence_child(&url).await;
+    }
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run `cargo run --release --example bench`");
     }
@@ -200,6 +209,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let hit = f.get_hot;
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    if std::env::args().any(|arg| arg == "--coherence") {
+        println!("Measured on: <date>, <machine> ({cores} hardware threads available)");
+        println!();
+        print_header();
+        coherence_rows().await?;
+        cache.shutdown().await?;
+        return Ok(());
+    }
     if std::env::args().any(|arg| arg == "--hits-only") {
         println!("Measured on: <date>, <machine> ({cores} hardware threads available)");
         println!();
@@ -319,6 +336,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 .await?;
             print_throughput_rows("file SQLite (synchronous=FULL)", &sqlite);
             print_throughput_rows("Postgres", &measured?);
+            coherence_rows().await?;
         }
         Err(_) => {
             println!(
@@ -333,8 +351,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
 /// Median ns of one `UPDATE ... WHERE id = ?` through the raw connection and through the
 /// layer's `CachedConnection`, in alternating rounds.
 async fn write_overhead(url: &str) -> Result<(f64, f64), Box<dyn Error>> {
+    write_overhead_with(url, Coherence::default()).await
+}
+
+async fn write_overhead_with(
+    url: &str,
+    coherence: Coherence,
+) -> Result<(f64, f64), Box<dyn Error>> {
     let db = Database::connect(url).await?;
     Migrator::up(&db, None).await?;
+    user::Entity::delete_many().exec(&db).await?;
     user::Entity::insert(user::ActiveModel {
         id: Set(1),
         email: Set("writer@example.com".to_owned()),
@@ -345,6 +371,7 @@ async fn write_overhead(url: &str) -> Result<(f64, f64), Box<dyn Error>> {
     .exec(&db)
     .await?;
     let cache = CacheLayer::builder(db.clone())
+        .coherence(coherence)
         .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
         .build()
         .await?;
@@ -410,6 +437,14 @@ async fn connect_full(url: &str) -> Result<sea_orm::DatabaseConnection, Box<dyn 
 
 /// Acknowledged writes per second of `WRITERS` concurrent writers under `policy`.
 async fn writes_per_second(url: &str, policy: Policy) -> Result<f64, Box<dyn Error>> {
+    writes_per_second_with(url, policy, Coherence::default()).await
+}
+
+async fn writes_per_second_with(
+    url: &str,
+    policy: Policy,
+    coherence: Coherence,
+) -> Result<f64, Box<dyn Error>> {
     let db = connect_full(url).await?;
     Migrator::up(&db, None).await?;
     profile::Entity::delete_many().exec(&db).await?;
@@ -421,6 +456,7 @@ async fn writes_per_second(url: &str, policy: Policy) -> Result<f64, Box<dyn Err
     .exec(&db)
     .await?;
     let cache = CacheLayer::builder(db.clone())
+        .coherence(coherence)
         .cached::<profile::Entity>(move |c| c.policy(policy))
         .build()
         .await?;
@@ -602,4 +638,187 @@ fn check(ok: bool, what: &str) -> Result<(), Box<dyn Error>> {
     } else {
         Err(format!("sanity check failed: {what}").into())
     }
+}
+
+// ---- Several instances (`--coherence`) ----
+
+/// Set in instance B's environment: the database URL.
+const COHERENCE_CHILD: &str = "SOC_BENCH_COHERENCE_CHILD";
+/// Set in instance B's environment: `listen` or `poll`.
+const COHERENCE_MODE: &str = "SOC_BENCH_COHERENCE_MODE";
+/// Writes measured per staleness row.
+const STALENESS_SAMPLES: usize = 200;
+/// Rows the staleness writes go round.
+const STALENESS_KEYS: i64 = 10;
+
+fn wall_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn coherence_of(mode: &str) -> Coherence {
+    Coherence::on().listen(mode == "listen")
+}
+
+/// Instance B: for every `<key> <version>` line on stdin, a write-through update of user
+/// `key`'s name to `version`; prints `ack <wall µs>` once it is acknowledged.
+async fn coherence_child(url: &str) -> Result<(), Box<dyn Error>> {
+    use std::io::{BufRead, Write};
+    let mode = std::env::var(COHERENCE_MODE)?;
+    let cache = CacheLayer::builder(Database::connect(url).await?)
+        .coherence(coherence_of(&mode))
+        .cached::<user::Entity>(|c| c.policy(Policy::WriteThrough))
+        .build()
+        .await?;
+    let users = cache.repository::<user::Entity>()?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let (key, version) = line.split_once(' ').ok_or("a `<key> <version>` line")?;
+        users
+            .update(user::ActiveModel {
+                id: sea_orm::ActiveValue::Unchanged(key.parse()?),
+                name: Set(version.to_owned()),
+                ..Default::default()
+            })
+            .await?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "ack {}", wall_us())?;
+        out.flush()?;
+    }
+    cache.shutdown().await?;
+    Ok(())
+}
+
+/// B's acknowledgement to A's first read of the new value, `STALENESS_SAMPLES` times; the
+/// p50 and p99 in milliseconds.
+async fn staleness(url: &str, mode: &str) -> Result<(f64, f64), Box<dyn Error>> {
+    use std::io::{BufRead, BufReader, Write};
+    let db = Database::connect(url).await?;
+    Migrator::up(&db, None).await?;
+    user::Entity::delete_many().exec(&db).await?;
+    user::Entity::insert_many((1..=STALENESS_KEYS).map(|id| user::ActiveModel {
+        id: Set(id),
+        email: Set(format!("stale{id}@example.com")),
+        name: Set("0".to_owned()),
+        bio: Set(String::new()),
+        updated_at: Set(0),
+    }))
+    .exec(&db)
+    .await?;
+    let a = CacheLayer::builder(db.clone())
+        .coherence(coherence_of(mode))
+        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .build()
+        .await?;
+    let users = a.repository::<user::Entity>()?;
+    let mut b = std::process::Command::new(std::env::current_exe()?)
+        .env(COHERENCE_CHILD, url)
+        .env(COHERENCE_MODE, mode)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut to_b = b.stdin.take().ok_or("B's stdin")?;
+    let mut from_b = BufReader::new(b.stdout.take().ok_or("B's stdout")?).lines();
+    let mut windows = Vec::with_capacity(STALENESS_SAMPLES);
+    for sample in 0..STALENESS_SAMPLES {
+        let key = 1 + sample as i64 % STALENESS_KEYS;
+        let version = (sample + 1).to_string();
+        users.get(key).await?.ok_or("the row exists")?;
+        writeln!(to_b, "{key} {version}")?;
+        to_b.flush()?;
+        let line = tokio::task::block_in_place(|| from_b.next()).ok_or("B stopped")??;
+        let acked: i64 = line.strip_prefix("ack ").ok_or("an ack line")?.parse()?;
+        loop {
+            if users.get(key).await?.ok_or("the row exists")?.name == version {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        windows.push((wall_us() - acked) as f64 / 1_000.0);
+    }
+    drop(to_b);
+    b.wait()?;
+    a.shutdown().await?;
+    db.close().await?;
+    windows.sort_by(f64::total_cmp);
+    let at = |q: f64| windows[((windows.len() - 1) as f64 * q).round() as usize];
+    Ok((at(0.5), at(0.99)))
+}
+
+/// A scratch database named `soc_bench_coh_<pid>` next to `admin`'s, created for `measure`
+/// and dropped after it.
+async fn on_scratch<T, F, Fut>(admin: &str, measure: F) -> Result<T, Box<dyn Error>>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Box<dyn Error>>>,
+{
+    let name = format!("soc_bench_coh_{}", std::process::id());
+    let admin_db = Database::connect(admin).await?;
+    admin_db
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    let url = format!(
+        "{}/{name}",
+        admin.rsplit_once('/').map_or(admin, |(base, _)| base)
+    );
+    let measured = measure(url).await;
+    let drop_sql = if admin.starts_with("mysql") {
+        format!("DROP DATABASE IF EXISTS {name}")
+    } else {
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    };
+    admin_db.execute_unprepared(&drop_sql).await?;
+    measured
+}
+
+/// The several-instances rows: staleness windows across two processes, and what coherence
+/// costs a write.
+async fn coherence_rows() -> Result<(), Box<dyn Error>> {
+    let mut targets = Vec::new();
+    if let Ok(admin) = std::env::var("TEST_POSTGRES_URL") {
+        targets.push(("Postgres, LISTEN/NOTIFY", admin.clone(), "listen"));
+        targets.push(("Postgres, polling every 100 ms", admin, "poll"));
+    }
+    if let Ok(admin) = std::env::var("TEST_MYSQL_URL") {
+        targets.push(("MariaDB, polling every 100 ms", admin, "poll"));
+    }
+    if targets.is_empty() {
+        println!("| Several instances | - | skipped: set TEST_POSTGRES_URL and TEST_MYSQL_URL |");
+        return Ok(());
+    }
+    for (label, admin, mode) in &targets {
+        let (p50, p99) =
+            on_scratch(admin, |url| async move { staleness(&url, mode).await }).await?;
+        println!(
+            "| Staleness window across two processes ({label}): B's acknowledgement to A's first read of the new value, {STALENESS_SAMPLES} writes | - | p50 {p50:.1} ms, p99 {p99:.1} ms |"
+        );
+    }
+    // The costs: once per database (its polling row stands for it).
+    for (label, admin, _) in targets.iter().filter(|(_, _, mode)| *mode == "poll") {
+        let backend = label.split(',').next().unwrap_or(label);
+        // The update through `CachedConnection` (the second figure) with coherence off, then on.
+        let (off, on) = on_scratch(admin, |url| async move {
+            let (_, off) = write_overhead_with(&url, Coherence::default()).await?;
+            let (_, on) = write_overhead_with(&url, Coherence::on()).await?;
+            Ok((off, on))
+        })
+        .await?;
+        println!(
+            "| Single-row update through `CachedConnection`, {backend}: coherence off / on | {off:.0} / {on:.0} | on / off = {:.2}× |",
+            on / off
+        );
+        let (off, on) = on_scratch(admin, |url| async move {
+            let off =
+                writes_per_second_with(&url, Policy::WriteBehind, Coherence::default()).await?;
+            let on = writes_per_second_with(&url, Policy::WriteBehind, Coherence::on()).await?;
+            Ok((off, on))
+        })
+        .await?;
+        println!(
+            "| Write-behind acknowledged writes/s, {WRITERS} writers, {backend}: coherence off / on | {off:.0} / {on:.0} | on / off = {:.2}× |",
+            on / off
+        );
+    }
+    Ok(())
 }

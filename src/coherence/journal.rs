@@ -48,6 +48,13 @@ impl Journal {
         }
         let backend = conn.get_database_backend();
         let now = wall_ms();
+        if backend == DbBackend::Postgres {
+            // One statement per chunk that also queues the notification: one round trip.
+            for chunk in entries.chunks(ROWS_PER_INSERT) {
+                conn.execute_raw(self.postgres_insert(chunk, now)).await?;
+            }
+            return Ok(());
+        }
         for chunk in entries.chunks(ROWS_PER_INSERT) {
             let mut insert = Query::insert();
             insert.into_table(Alias::new(INVALIDATION_TABLE)).columns([
@@ -68,14 +75,37 @@ impl Journal {
             }
             conn.execute_raw(backend.build(&insert)).await?;
         }
-        if backend == DbBackend::Postgres {
-            conn.execute_raw(Statement::from_string(
-                backend,
-                format!("SELECT pg_notify('{CHANNEL}', '')"),
-            ))
-            .await?;
-        }
         Ok(())
+    }
+
+    /// Postgres: the `INSERT` of `entries` and the `pg_notify` of their commit, as one
+    /// statement.
+    fn postgres_insert(&self, entries: &[&LogEntry], now: i64) -> Statement {
+        let mut sql = String::from(
+            "INSERT INTO sea_orm_cache_invalidation (entity, pk, origin, created_at) \
+             SELECT v.entity, v.pk, v.origin, v.created_at FROM (VALUES ",
+        );
+        let mut values = Vec::with_capacity(entries.len() * 2 + 2);
+        values.push(self.origin.clone().into());
+        values.push(now.into());
+        for (n, entry) in entries.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            let at = values.len();
+            sql.push_str(&format!(
+                "(${}::text, ${}::text, $1::text, $2::bigint)",
+                at + 1,
+                at + 2
+            ));
+            values.push(entry.entity.into());
+            values.push(entry.key.clone().into());
+        }
+        sql.push_str(&format!(
+            ") AS v(entity, pk, origin, created_at) \
+             CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS n"
+        ));
+        Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
     }
 }
 

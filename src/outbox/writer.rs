@@ -38,6 +38,16 @@ async fn insert(
     let Some((journal, entity)) = journal else {
         return insert_on(db, rows).await;
     };
+    if db.get_database_backend() == DbBackend::Postgres {
+        // The outbox rows, their log rows and the notification in one statement: atomic
+        // under autocommit, one round trip.
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            POSTGRES_INSERT_LOGGED,
+            [Value::from(rows_json(rows)?), journal.origin.clone().into()],
+        );
+        return db.execute_raw(statement).await.map(|_| ());
+    }
     let txn = db.begin().await?;
     insert_on(&txn, rows).await?;
     let entries = rows
@@ -77,6 +87,17 @@ const POSTGRES_INSERT: &str = "INSERT INTO sea_orm_cache_outbox \
      AS r(entity text, pk text, op text, payload text, created_at bigint)";
 
 /// `rows` as the JSON array [`POSTGRES_INSERT`] reads.
+/// [`POSTGRES_INSERT`] that also adds each row's key to the invalidation log (origin `$2`)
+/// and notifies the log's listeners.
+const POSTGRES_INSERT_LOGGED: &str = "WITH r AS (SELECT * FROM json_to_recordset($1::json) \
+     AS r(entity text, pk text, op text, payload text, created_at bigint)), \
+     outbox AS (INSERT INTO sea_orm_cache_outbox \
+     (entity, pk, op, payload, created_at, attempts, last_error, available_at) \
+     SELECT entity, pk, op, payload, created_at, 0, NULL, created_at FROM r), \
+     logged AS (INSERT INTO sea_orm_cache_invalidation (entity, pk, origin, created_at) \
+     SELECT entity, pk, $2::text, created_at FROM r) \
+     SELECT pg_notify('sea_orm_cache_invalidation', '')";
+
 fn rows_json(rows: &[outbox_row::ActiveModel]) -> Result<String, DbErr> {
     fn set<V: Into<Value>>(value: &ActiveValue<V>) -> Result<&V, DbErr> {
         value
