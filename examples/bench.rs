@@ -351,7 +351,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 /// Median ns of one `UPDATE ... WHERE id = ?` through the raw connection and through the
 /// layer's `CachedConnection`, in alternating rounds.
 async fn write_overhead(url: &str) -> Result<(f64, f64), Box<dyn Error>> {
-    write_overhead_with(url, Coherence::default()).await
+    write_overhead_with(url, Coherence::off()).await
 }
 
 async fn write_overhead_with(
@@ -437,7 +437,7 @@ async fn connect_full(url: &str) -> Result<sea_orm::DatabaseConnection, Box<dyn 
 
 /// Acknowledged writes per second of `WRITERS` concurrent writers under `policy`.
 async fn writes_per_second(url: &str, policy: Policy) -> Result<f64, Box<dyn Error>> {
-    writes_per_second_with(url, policy, Coherence::default()).await
+    writes_per_second_with(url, policy, Coherence::off()).await
 }
 
 async fn writes_per_second_with(
@@ -799,7 +799,7 @@ async fn coherence_rows() -> Result<(), Box<dyn Error>> {
         let backend = label.split(',').next().unwrap_or(label);
         // The update through `CachedConnection` (the second figure) with coherence off, then on.
         let (off, on) = on_scratch(admin, |url| async move {
-            let (_, off) = write_overhead_with(&url, Coherence::default()).await?;
+            let (_, off) = write_overhead_with(&url, Coherence::off()).await?;
             let (_, on) = write_overhead_with(&url, Coherence::on()).await?;
             Ok((off, on))
         })
@@ -809,8 +809,7 @@ async fn coherence_rows() -> Result<(), Box<dyn Error>> {
             on / off
         );
         let (off, on) = on_scratch(admin, |url| async move {
-            let off =
-                writes_per_second_with(&url, Policy::WriteBehind, Coherence::default()).await?;
+            let off = writes_per_second_with(&url, Policy::WriteBehind, Coherence::off()).await?;
             let on = writes_per_second_with(&url, Policy::WriteBehind, Coherence::on()).await?;
             Ok((off, on))
         })

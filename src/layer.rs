@@ -91,7 +91,8 @@ pub struct CacheLayerBuilder {
     create_outbox_tables: bool,
     clock: Option<Clock>,
     shutdown_deadline: Duration,
-    coherence: Coherence,
+    /// `None`: on, except on an in-memory SQLite database.
+    coherence: Option<Coherence>,
     entities: Vec<Registration>,
 }
 
@@ -218,11 +219,14 @@ impl CacheLayerBuilder {
         self
     }
 
-    /// Keeps this layer's caches right when other instances write the same database
-    /// ([`Coherence`]; off unless set). The invalidation log table must exist: created by
-    /// [`create_outbox_tables`](Self::create_outbox_tables) or the library's migration.
+    /// How this layer's caches are kept right when other instances write the same database
+    /// ([`Coherence`]). Unless set: on ([`Coherence::default`]), except on an in-memory
+    /// SQLite database, which only this process can open. On, the invalidation log table
+    /// must exist: created by [`create_outbox_tables`](Self::create_outbox_tables) or the
+    /// library's migration ([`Error::LogUnavailable`] from `build` otherwise).
+    /// [`Coherence::off`] for a single-instance deployment.
     pub fn coherence(mut self, coherence: Coherence) -> Self {
-        self.coherence = coherence;
+        self.coherence = Some(coherence);
         self
     }
 
@@ -254,7 +258,12 @@ impl CacheLayerBuilder {
                 });
             }
         }
-        let journal = self.coherence.enabled.then(|| Arc::new(Journal::new()));
+        let coherence = match self.coherence {
+            Some(coherence) => coherence,
+            None if crate::coherence::in_memory_sqlite(&self.db).await? => Coherence::off(),
+            None => Coherence::default(),
+        };
+        let journal = coherence.enabled.then(|| Arc::new(Journal::new()));
         let mut tables = Tables::default();
         let entities = self
             .entities
@@ -274,7 +283,7 @@ impl CacheLayerBuilder {
                     self.db.clone(),
                     journal.clone(),
                     tables.clone(),
-                    &self.coherence,
+                    &coherence,
                     clock.clone(),
                 ));
                 tailer
@@ -283,7 +292,7 @@ impl CacheLayerBuilder {
                     .map_err(|source| Error::LogUnavailable { source })?;
                 tokio::spawn(tailer.clone().run());
                 #[cfg(feature = "postgres")]
-                if self.coherence.listen
+                if coherence.listen
                     && self.db.get_database_backend() == sea_orm::DbBackend::Postgres
                 {
                     crate::coherence::listen(&self.db, tailer.clone());
@@ -381,7 +390,7 @@ impl CacheLayer {
             create_outbox_tables: false,
             clock: None,
             shutdown_deadline: SHUTDOWN_DEADLINE,
-            coherence: Coherence::default(),
+            coherence: None,
             entities: Vec::new(),
         }
     }

@@ -17,7 +17,8 @@ pub(crate) use listener::spawn as listen;
 pub(crate) use tailer::Tailer;
 
 /// Settings of the invalidation log that keeps several instances' caches right
-/// ([`CacheLayerBuilder::coherence`](crate::CacheLayerBuilder::coherence)).
+/// ([`CacheLayerBuilder::coherence`](crate::CacheLayerBuilder::coherence)); on by default,
+/// except on an in-memory SQLite database.
 ///
 /// With coherence on, every write made through the layer (repository writes under every
 /// policy, statements on [`CachedConnection`](crate::CachedConnection) and in
@@ -25,7 +26,8 @@ pub(crate) use tailer::Tailer;
 /// per key to `sea_orm_cache_invalidation` in its own transaction, and a background tailer
 /// applies the rows other instances wrote within about `poll_interval`. Off, an instance
 /// learns nothing of other instances' writes: it serves what it cached until the entry's TTL
-/// runs out.
+/// runs out. Unless the builder says otherwise it is on, except on an in-memory SQLite
+/// database.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Coherence {
@@ -47,11 +49,11 @@ pub struct Coherence {
 }
 
 impl Default for Coherence {
-    /// Off; when turned on, polls every 100 ms (and listens, on Postgres), keeps log rows
-    /// for an hour, and waits 10 s for a missing id.
+    /// On: polls every 100 ms (and listens, on Postgres), keeps log rows for an hour, and
+    /// waits 10 s for a missing id.
     fn default() -> Self {
         Self {
-            enabled: false,
+            enabled: true,
             poll_interval: Duration::from_millis(100),
             listen: true,
             retention: Duration::from_secs(3600),
@@ -61,10 +63,15 @@ impl Default for Coherence {
 }
 
 impl Coherence {
-    /// Coherence on, with the default intervals.
+    /// Coherence on, with the default intervals ([`Coherence::default`]).
     pub fn on() -> Self {
+        Self::default()
+    }
+
+    /// Coherence off: nothing is written to the log or read from it (a single instance).
+    pub fn off() -> Self {
         Self {
-            enabled: true,
+            enabled: false,
             ..Self::default()
         }
     }
@@ -142,4 +149,25 @@ impl Tailer {
             max_lag_ms: c.max_lag_ms.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Whether `db` is an in-memory SQLite database (its main database has no file), which no
+/// other process can open: coherence is off there unless asked for.
+pub(crate) async fn in_memory_sqlite(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<bool, sea_orm::DbErr> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return Ok(false);
+    }
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT file FROM pragma_database_list WHERE name = 'main'",
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<String>("", "file")?.is_empty(),
+        None => true,
+    })
 }

@@ -97,6 +97,10 @@ async fn a_second_layer_warms_the_first_layers_pending_write(t: TestDb) {
     let (first, writer) = write_behind(&t, NO_FLUSH).await;
     let (second, reader) = write_behind(&t, NO_FLUSH).await;
     writer.update(visits(1, 1)).await.unwrap();
+    // The second layer applies the first's invalidation now (with coherence on, its tailer
+    // would otherwise apply it whenever it next reads the log, maybe after the warm-up,
+    // dropping the warmed entry: correct, but not what this test looks at).
+    second.catch_up().await.unwrap();
 
     reader.warm(profile::Entity::find()).await.unwrap();
     assert_eq!(reader.peek(1).unwrap().visits, 1);
