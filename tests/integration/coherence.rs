@@ -374,7 +374,77 @@ async fn an_instance_behind_the_retention_resets_and_old_rows_are_pruned(t: Test
     b.shutdown().await.unwrap();
 }
 
+/// A transaction left open for 30 s elsewhere (it has written, so on Postgres it holds every
+/// tailer's `xmin` back) does not hold up other keys' invalidations: each of B's writes made
+/// meanwhile reaches A, which polls on its own, within the bound. (On SQLite a transaction
+/// that has written holds the only write lock, so no other write could be made meanwhile.)
+async fn a_transaction_held_open_elsewhere_does_not_stall_other_keys(t: TestDb) {
+    use std::time::{Duration, Instant};
+    if t.db_backend() == DbBackend::Sqlite {
+        return;
+    }
+    const HELD: Duration = Duration::from_secs(30);
+    const BOUND: Duration = Duration::from_secs(2);
+    let a = CacheLayer::builder(t.connect_again().await)
+        .coherence(
+            Coherence::on()
+                .poll_interval(Duration::from_millis(50))
+                .listen(false),
+        )
+        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .build()
+        .await
+        .unwrap();
+    let b = instance(&t, Policy::ReadThrough).await;
+    let (users_a, users_b) = (
+        a.repository::<user::Entity>().unwrap(),
+        b.repository::<user::Entity>().unwrap(),
+    );
+    let bystander = seed_user(&t.db, 0).await;
+    let mut keys = Vec::new();
+    for n in 1..=5 {
+        keys.push(seed_user(&t.db, n).await.id);
+    }
+    let held = t.db.begin().await.unwrap();
+    held.execute_unprepared(&match t.db_backend() {
+        DbBackend::MySql => format!(
+            "UPDATE `users` SET `bio` = 'held' WHERE `id` = {}",
+            bystander.id
+        ),
+        _ => format!(
+            "UPDATE \"users\" SET \"bio\" = 'held' WHERE \"id\" = {}",
+            bystander.id
+        ),
+    })
+    .await
+    .unwrap();
+    let opened = Instant::now();
+    let mut round = 0;
+    while opened.elapsed() < HELD {
+        round += 1;
+        for &key in &keys {
+            users_a.get(key).await.unwrap();
+            let name = format!("round {round}");
+            users_b.update(rename(key, &name)).await.unwrap();
+            let acked = Instant::now();
+            while users_a.get(key).await.unwrap().unwrap().name != name {
+                assert!(
+                    acked.elapsed() < BOUND,
+                    "key {key}, {:?} into the held transaction: no invalidation within {BOUND:?}",
+                    opened.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+    held.rollback().await.unwrap();
+    assert!(round >= 5, "writes went on while the transaction was open");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
 crate::backend_tests!(
+    a_transaction_held_open_elsewhere_does_not_stall_other_keys,
     an_instance_behind_the_retention_resets_and_old_rows_are_pruned,
     notifications_wake_the_tailer_and_a_killed_listener_loses_nothing,
     another_instances_writes_reach_this_one_through_the_log,
