@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
 use tokio::sync::Notify;
 
-use super::Coherence;
 use super::journal::Journal;
+use super::settings::Coherence;
+use super::stats::CoherenceStats;
 use crate::clock::Clock;
 use crate::clock::wall_ms;
 use crate::invalidation::Tables;
@@ -364,5 +365,23 @@ impl Tailer {
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))] // the listener's
     pub(crate) fn poll_interval(&self) -> std::time::Duration {
         self.poll_interval
+    }
+}
+
+impl Tailer {
+    /// A snapshot of the tailer's counts.
+    pub(crate) fn stats(&self) -> CoherenceStats {
+        let c = &self.counters;
+        CoherenceStats {
+            applied: c.applied.load(Ordering::Relaxed),
+            polls: c.polls.load(Ordering::Relaxed),
+            poll_errors: c.poll_errors.load(Ordering::Relaxed),
+            gaps_passed: c.gaps_passed.load(Ordering::Relaxed),
+            listener_reconnects: c.listener_reconnects.load(Ordering::Relaxed),
+            resets: c.resets.load(Ordering::Relaxed),
+            pruned: c.pruned.load(Ordering::Relaxed),
+            last_lag_ms: c.last_lag_ms.load(Ordering::Relaxed),
+            max_lag_ms: c.max_lag_ms.load(Ordering::Relaxed),
+        }
     }
 }
