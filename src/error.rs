@@ -152,7 +152,7 @@ impl From<Error> for DbErr {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A setting with a value that makes no sense, found by [`CacheConfig::validate`].
+/// A setting with a value that makes no sense, found by [`CacheConfig::validate`](crate::CacheConfig::validate).
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("`{setting}` {reason}")]
 #[non_exhaustive]

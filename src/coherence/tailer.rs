@@ -52,7 +52,7 @@ enum Cursor {
     },
 }
 
-/// Counts a layer's tailer keeps (see [`CoherenceStats`](super::CoherenceStats)).
+/// Counts a layer's tailer keeps (see [`CoherenceStats`]).
 #[derive(Debug, Default)]
 pub(crate) struct TailCounters {
     pub(crate) applied: AtomicU64,

@@ -33,7 +33,7 @@ use crate::invalidation::Effect;
 use crate::key::{CacheableEntity, KeyOf, key_of_model, keys_condition};
 use crate::stats::{add, bump};
 
-/// Backoff after the first failure; it doubles per attempt up to [`MAX_BACKOFF`].
+/// Backoff after the first failure; it doubles per attempt up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: i64 = 100;
 const MAX_BACKOFF_MS: i64 = 30_000;
 /// Most outbox rows one claim reads: every row of up to `batch` keys, so a hot key's writes

@@ -1,6 +1,6 @@
 //! The four policies (DESIGN section 1), one file each, behind one small trait,
 //! [`PolicyPaths`]: how a miss loads, and what a write does to the database and the cache,
-//! outside a transaction and inside a caller's [`CachedTransaction`].
+//! outside a transaction and inside a caller's [`CachedTransaction`](crate::CachedTransaction).
 //! [`Repository`](crate::Repository) holds the policy's paths and calls them; it never asks
 //! which policy it has.
 
