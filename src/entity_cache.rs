@@ -174,30 +174,23 @@ impl<E: CacheableEntity> EntityCache<E> {
         Ok(value)
     }
 
-    /// Inserts `am` outside a transaction, through [`logged`](Self::logged).
-    pub(crate) async fn insert_row(
+    /// Inserts (`insert`) or updates by `am` outside a transaction, through
+    /// [`logged`](Self::logged).
+    pub(crate) async fn save_row(
         &self,
         am: &E::ActiveModel,
+        insert: bool,
     ) -> std::result::Result<E::Model, DbErr> {
         self.logged(
             |conn| {
                 let am = am.clone();
-                Box::pin(async move { am.insert(&conn).await })
-            },
-            model_key_text::<E>,
-        )
-        .await
-    }
-
-    /// Updates by `am` outside a transaction, through [`logged`](Self::logged).
-    pub(crate) async fn update_row(
-        &self,
-        am: &E::ActiveModel,
-    ) -> std::result::Result<E::Model, DbErr> {
-        self.logged(
-            |conn| {
-                let am = am.clone();
-                Box::pin(async move { am.update(&conn).await })
+                Box::pin(async move {
+                    if insert {
+                        am.insert(&conn).await
+                    } else {
+                        am.update(&conn).await
+                    }
+                })
             },
             model_key_text::<E>,
         )

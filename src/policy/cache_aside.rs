@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::in_transaction::{self, AfterCommit};
 use super::paths::PolicyPaths;
-use crate::connection::CachedTransaction;
 use crate::entity_cache::EntityCache;
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_model};
@@ -17,7 +15,7 @@ use crate::stats::bump;
 impl<E: CacheableEntity> EntityCache<E> {
     /// Inserts, then invalidates the new key (which clears a negative entry for it).
     pub(crate) async fn insert_invalidate(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
-        let model = retrying(&self.counters, || self.insert_row(&am)).await?;
+        let model = retrying(&self.counters, || self.save_row(&am, true)).await?;
         bump(&self.counters.db_writes);
         self.store.invalidate(&key_of_model::<E>(&model));
         Ok(Arc::new(model))
@@ -25,7 +23,7 @@ impl<E: CacheableEntity> EntityCache<E> {
 
     /// Updates, then invalidates the key.
     pub(crate) async fn update_invalidate(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
-        let model = retrying(&self.counters, || self.update_row(&am)).await?;
+        let model = retrying(&self.counters, || self.save_row(&am, false)).await?;
         bump(&self.counters.db_writes);
         self.store.invalidate(&key_of_model::<E>(&model));
         Ok(Arc::new(model))
@@ -41,7 +39,7 @@ impl<E: CacheableEntity> EntityCache<E> {
 }
 
 /// Cache-aside: a miss is the caller's to load ([`Repository::get_or_load`](crate::Repository::get_or_load));
-/// writes invalidate.
+/// writes invalidate (the trait's default writes).
 #[derive(Debug)]
 pub(crate) struct CacheAside;
 
@@ -54,36 +52,5 @@ impl<E: CacheableEntity> PolicyPaths<E> for CacheAside {
     async fn miss(&self, cache: &EntityCache<E>, _key: KeyOf<E>) -> Result<Option<Arc<E::Model>>> {
         bump(&cache.counters.misses);
         Err(Error::LoaderRequired { entity: cache.name })
-    }
-
-    async fn insert(&self, cache: &EntityCache<E>, am: E::ActiveModel) -> Result<Arc<E::Model>> {
-        cache.insert_invalidate(am).await
-    }
-
-    async fn update(&self, cache: &EntityCache<E>, am: E::ActiveModel) -> Result<Arc<E::Model>> {
-        cache.update_invalidate(am).await
-    }
-
-    async fn delete(&self, cache: &EntityCache<E>, key: &KeyOf<E>) -> Result<bool> {
-        cache.delete_invalidate(key).await
-    }
-
-    async fn save_in(
-        &self,
-        cache: &Arc<EntityCache<E>>,
-        txn: &CachedTransaction,
-        am: E::ActiveModel,
-        insert: bool,
-    ) -> Result<Arc<E::Model>> {
-        in_transaction::save_in(cache, txn, am, insert, AfterCommit::Invalidate).await
-    }
-
-    async fn delete_in(
-        &self,
-        cache: &Arc<EntityCache<E>>,
-        txn: &CachedTransaction,
-        key: KeyOf<E>,
-    ) -> Result<bool> {
-        in_transaction::delete_in(cache, txn, key).await
     }
 }

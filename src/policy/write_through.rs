@@ -25,7 +25,7 @@ impl<E: CacheableEntity> EntityCache<E> {
             None => None,
         };
         let ticket = self.store.ticket();
-        let model = Arc::new(retrying(&self.counters, || self.insert_row(&am)).await?);
+        let model = Arc::new(retrying(&self.counters, || self.save_row(&am, true)).await?);
         bump(&self.counters.db_writes);
         self.store
             .put(key_of_model::<E>(&model), ticket, model.clone(), false);
@@ -38,7 +38,7 @@ impl<E: CacheableEntity> EntityCache<E> {
             key_of_active_model::<E>(&am).ok_or(Error::MissingPrimaryKey { entity: self.name })?;
         let _lock = self.locks.lock(&key).await;
         let ticket = self.store.ticket();
-        let model = Arc::new(retrying(&self.counters, || self.update_row(&am)).await?);
+        let model = Arc::new(retrying(&self.counters, || self.save_row(&am, false)).await?);
         bump(&self.counters.db_writes);
         // Through the fence: a write of the key from another path (a `CachedConnection`
         // statement, a hook) that committed after this one invalidated it, and wins.
@@ -82,14 +82,5 @@ impl<E: CacheableEntity> PolicyPaths<E> for WriteThrough {
         insert: bool,
     ) -> Result<Arc<E::Model>> {
         in_transaction::save_in(cache, txn, am, insert, AfterCommit::Set).await
-    }
-
-    async fn delete_in(
-        &self,
-        cache: &Arc<EntityCache<E>>,
-        txn: &CachedTransaction,
-        key: KeyOf<E>,
-    ) -> Result<bool> {
-        in_transaction::delete_in(cache, txn, key).await
     }
 }
