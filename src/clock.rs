@@ -2,17 +2,22 @@
 //!
 //! Reading `Instant::now()` costs about as much as a whole quick_cache lookup, so the hit path
 //! reads a number that a small background thread refreshes every millisecond. Tests use
-//! [`Clock::manual`] and move time with [`Clock::advance`].
+//! [`Clock::manual`] and move time with [`Clock::advance`]; background work that waits for a
+//! time of this clock ([`Clock::sleep_until`], the freshness sampler) wakes when a manual
+//! clock is advanced past it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::Notify;
+
 /// The time source of a [`CacheLayer`](crate::CacheLayer): milliseconds since it started.
 #[derive(Clone, Debug)]
 pub struct Clock {
     now_ms: Arc<AtomicU64>,
-    manual: bool,
+    /// Woken by [`advance`](Clock::advance); `None` for the system clock.
+    advanced: Option<Arc<Notify>>,
 }
 
 /// How often the system clock's background thread refreshes the time.
@@ -37,7 +42,7 @@ impl Clock {
             .expect("spawning the clock thread");
         Self {
             now_ms,
-            manual: false,
+            advanced: None,
         }
     }
 
@@ -52,7 +57,7 @@ impl Clock {
     pub fn manual() -> Self {
         Self {
             now_ms: Arc::new(AtomicU64::new(0)),
-            manual: true,
+            advanced: Some(Arc::new(Notify::new())),
         }
     }
 
@@ -61,9 +66,34 @@ impl Clock {
     /// # Panics
     /// If this is the system clock.
     pub fn advance(&self, by: Duration) {
-        assert!(self.manual, "only a manual clock can be advanced");
+        let advanced = self
+            .advanced
+            .as_ref()
+            .expect("only a manual clock can be advanced");
         self.now_ms
             .fetch_add(by.as_millis() as u64, Ordering::Relaxed);
+        advanced.notify_waiters();
+    }
+
+    /// Waits until [`now_ms`](Self::now_ms) reaches `ms`: a tokio sleep on the system clock,
+    /// the next [`advance`](Self::advance) past it on a manual one.
+    pub(crate) async fn sleep_until(&self, ms: u64) {
+        match &self.advanced {
+            None => loop {
+                let now = self.now_ms();
+                if now >= ms {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(ms - now)).await;
+            },
+            Some(advanced) => loop {
+                let woken = advanced.notified();
+                if self.now_ms() >= ms {
+                    return;
+                }
+                woken.await;
+            },
+        }
     }
 
     /// Milliseconds since the clock started.

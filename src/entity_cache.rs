@@ -12,21 +12,22 @@ use sea_orm::ActiveModelTrait;
 use sea_orm::sea_query::IntoValueTuple;
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseExecutor, DbBackend, DbErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseExecutor, DbBackend, DbErr, IdenStatic, Iterable,
+    ModelTrait, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::cached::ModelCodec;
 use crate::clock::Clock;
 use crate::coherence::Journal;
 use crate::config::{CacheConfig, Policy};
-use crate::error::{Error, Result};
+use crate::error::{Error, InvalidSetting, Result};
+use crate::freshness::{RowRead, SampleSource, Sampler};
 use crate::invalidation::LogEntry;
 use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text};
 use crate::key_locks::KeyLocks;
 use crate::outbox::Outbox;
 use crate::stats::{Counters, bump};
-use crate::store::{Lookup, Store};
+use crate::store::{Lookup, Store, Ticket};
 
 /// One write's future, on a connection borrowed for `'c`.
 pub(crate) type BoxedWrite<'c, T> =
@@ -43,6 +44,11 @@ pub(crate) struct EntityCache<E: CacheableEntity> {
     pub(crate) counters: Arc<Counters>,
     /// The invalidation log this instance writes to, with coherence on.
     pub(crate) journal: Option<Arc<Journal>>,
+    /// The staleness sampler, unless its sample rate is 0.
+    pub(crate) sampler: Option<Sampler<KeyOf<E>, E::Model>>,
+    /// The column samples compare, if one is declared (else the whole row).
+    version_column: Option<E::Column>,
+    clock: Clock,
 }
 
 impl<E: CacheableEntity> fmt::Debug for EntityCache<E> {
@@ -71,8 +77,26 @@ impl<E: CacheableEntity> EntityCache<E> {
             entity: name,
             source,
         })?;
+        let version_column = match &config.freshness.version_column {
+            None => None,
+            Some(wanted) => Some(
+                E::Column::iter()
+                    .find(|column| column.as_str() == wanted.as_str())
+                    .ok_or_else(|| Error::InvalidConfig {
+                        entity: name_of::<E>(),
+                        source: InvalidSetting {
+                            setting: "freshness.version_column",
+                            reason: format!("`{wanted}` is not a column of `{}`", name_of::<E>()),
+                        },
+                    })?,
+            ),
+        };
         let counters = Arc::new(Counters::default());
-        let store = Arc::new(Store::new(&config, clock, counters.clone()));
+        let (sampler, queue) = match Sampler::new(&config.freshness, config.ttl) {
+            Some((sampler, queue)) => (Some(sampler), Some(queue)),
+            None => (None, None),
+        };
+        let store = Arc::new(Store::new(&config, clock.clone(), counters.clone(), queue));
         let queue = if config.policy == Policy::WriteBehind {
             Some(Outbox::<E>::start(
                 db.clone(),
@@ -95,7 +119,22 @@ impl<E: CacheableEntity> EntityCache<E> {
             queue,
             counters,
             journal,
+            sampler,
+            version_column,
+            clock,
         })
+    }
+
+    /// The layer's clock now.
+    pub(crate) fn store_clock_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Starts the background work that needs the shared cache: the staleness sampler.
+    pub(crate) fn start(self: &Arc<Self>) {
+        if let Some(sampler) = &self.sampler {
+            sampler.start(self, self.clock.clone());
+        }
     }
 
     /// Read-through read: the cache, else one coalesced load by key.
@@ -234,6 +273,40 @@ impl<E: CacheableEntity> EntityCache<E> {
         let row = E::find_by_id(key.clone()).one(db).await?;
         Ok(row.map(Arc::new))
     }
+}
+
+impl<E: CacheableEntity> SampleSource<KeyOf<E>, E::Model> for EntityCache<E> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn read<'a>(&'a self, key: &'a KeyOf<E>) -> RowRead<'a, E::Model> {
+        Box::pin(self.load_by_key(key))
+    }
+
+    fn same(&self, cached: &E::Model, row: &E::Model) -> bool {
+        match self.version_column {
+            Some(column) => cached.get(column) == row.get(column),
+            None => E::Column::iter().all(|column| cached.get(column) == row.get(column)),
+        }
+    }
+
+    fn changed_since(&self, key: &KeyOf<E>, ticket: Ticket) -> bool {
+        self.store.changed_since(key, ticket)
+    }
+
+    fn effective_ttl_ms(&self) -> u64 {
+        self.store.effective_ttl_ms()
+    }
+
+    fn set_effective_ttl_ms(&self, ttl_ms: u64) {
+        self.store.set_effective_ttl_ms(ttl_ms);
+    }
+}
+
+/// An entity's table name.
+fn name_of<E: CacheableEntity>() -> &'static str {
+    E::default().table_name()
 }
 
 /// The canonical key text of a written row.

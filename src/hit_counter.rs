@@ -28,9 +28,10 @@ pub(crate) struct HitCounter {
 }
 
 impl HitCounter {
-    /// Counts one hit; `negative`: one answered with "no such row".
+    /// Counts one hit; `negative`: one answered with "no such row". Returns the count of
+    /// its line before this hit (the sampler picks hits by it).
     #[inline]
-    pub(crate) fn bump(&self, negative: bool) {
+    pub(crate) fn bump(&self, negative: bool) -> u64 {
         let marker = 0u8;
         // Bits above a thread stack's usual size: the same for every call on one thread.
         let shard = (std::ptr::addr_of!(marker) as usize >> 21) % SHARDS;
@@ -40,7 +41,7 @@ impl HitCounter {
         } else {
             &shard.hits
         };
-        counter.fetch_add(1, Relaxed);
+        counter.fetch_add(1, Relaxed)
     }
 
     /// `(hits, negative_hits)` so far.

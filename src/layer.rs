@@ -188,6 +188,7 @@ impl CacheLayerBuilder {
                 codec,
                 journal.cloned(),
             )?);
+            cache.start();
             tables.insert(cache.name, Arc::new(EntityTable(cache.clone())));
             crate::hooks::register(&cache);
             Ok(Registered {

@@ -14,6 +14,7 @@ use crate::config::CacheConfig;
 use crate::either_connection::CachedConnectionTrait;
 use crate::entity_cache::EntityCache;
 use crate::error::{Error, Result};
+use crate::freshness::Freshness;
 use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text, keys_condition};
 use crate::policy::{self, PolicyPaths};
 use crate::stats::{CacheStats, add, bump};
@@ -439,6 +440,38 @@ impl<E: CacheableEntity> Repository<E> {
         match &self.inner.queue {
             Some(queue) => queue.flush().await,
             None => Ok(0),
+        }
+    }
+
+    /// The entity's measured freshness over the sampler's window: samples verified and
+    /// stale, the staleness ratio with its 95% confidence interval (and as nines), the
+    /// budget and whether the ratio is over it, the effective TTL (DESIGN G10). `None` when
+    /// the sampler is off (`sample_rate` 0).
+    ///
+    /// ```no_run
+    /// # fn demo(users: sea_orm_cache::Repository<entity::user::Entity>) {
+    /// if let Some(f) = users.freshness() {
+    ///     println!(
+    ///         "{} of {} sampled hits stale ({:.4}%, 95% CI {:.4}%-{:.4}%), at least {:.1} nines",
+    ///         f.stale, f.verified, f.ratio * 100.0, f.interval.0 * 100.0, f.interval.1 * 100.0,
+    ///         f.nines_at_least(),
+    ///     );
+    /// }
+    /// # }
+    /// ```
+    pub fn freshness(&self) -> Option<Freshness> {
+        let inner = &*self.inner;
+        let sampler = inner.sampler.as_ref()?;
+        Some(sampler.report(inner.store_clock_ms(), inner.store.effective_ttl_ms()))
+    }
+
+    /// Waits until the sampler has judged every sample taken before the call whose time has
+    /// come on the layer's clock (its read after the grace delay, and for a mismatch the
+    /// second grace delay). With [`Clock::manual`](crate::Clock::manual), advance the clock
+    /// first. Returns at once when the sampler is off.
+    pub async fn settle_samples(&self) {
+        if let Some(sampler) = &self.inner.sampler {
+            sampler.settle().await;
         }
     }
 

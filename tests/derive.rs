@@ -7,7 +7,10 @@
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Schema};
-use sea_orm_cache::{CacheConfig, CacheLayer, CachedEntity, Error, Policy, WriteBehindConfig};
+use sea_orm_cache::{
+    CacheConfig, CacheLayer, CachedEntity, Error, FreshnessConfig, OverBudget, Policy,
+    WriteBehindConfig,
+};
 
 /// An entity with `#[derive(Cached)]` and no `#[cache(...)]`.
 mod plain {
@@ -43,7 +46,12 @@ mod everything {
         capacity = 123_456,
         negative_ttl = "30s",
         stale_if_error = "1m",
-        write_behind(batch = 64, max_delay = "250ms", max_pending = 7_000)
+        write_behind(batch = 64, max_delay = "250ms", max_pending = 7_000),
+        staleness_budget = "0.01%",
+        on_over_budget = "shorten_ttl",
+        sample_rate = 0.05,
+        max_samples_per_sec = 20,
+        version_column = "name"
     )]
     pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -97,6 +105,16 @@ fn every_setting_is_parsed_into_the_config() {
                 .batch(64)
                 .max_delay(Duration::from_millis(250))
                 .max_pending(7_000),
+        )
+        .staleness_budget(Some(0.0001))
+        .on_over_budget(OverBudget::ShortenTtl)
+        .freshness(
+            FreshnessConfig::default()
+                .budget(Some(0.0001))
+                .on_over_budget(OverBudget::ShortenTtl)
+                .sample_rate(0.05)
+                .max_samples_per_sec(20)
+                .version_column(Some("name".to_owned())),
         );
     assert_eq!(config, expected);
 }
@@ -211,7 +229,10 @@ fn serde_reads_every_setting() {
             "capacity": 123456,
             "negative_ttl": "30s",
             "stale_if_error": "1m",
-            "write_behind": { "batch": 64, "max_delay": "250ms", "max_pending": 7000 }
+            "write_behind": { "batch": 64, "max_delay": "250ms", "max_pending": 7000 },
+            "staleness_budget": "0.01%",
+            "on_over_budget": "shorten_ttl",
+            "freshness": { "sample_rate": "5%", "max_samples_per_sec": 20, "version_column": "name" }
         }"#,
     )
     .unwrap();
@@ -290,6 +311,48 @@ fn serde_refuses_malformed_settings_with_a_readable_message() {
     assert!(error(r#"{ "write_behind": { "batch": 0 } }"#).contains("must be at least 1"));
     assert!(error(r#"{ "tll": "5m" }"#).contains("unknown field `tll`"));
     assert!(error(r#"{ "write_behind": { "delay": "5m" } }"#).contains("unknown field `delay`"));
+    assert!(error(r#"{ "staleness_budget": "2%%" }"#).contains("invalid staleness_budget"));
+    assert!(error(r#"{ "on_over_budget": "shorten" }"#).contains("did you mean `shorten_ttl`?"));
+    assert!(
+        error(r#"{ "freshness": { "sample_rate": 2 } }"#)
+            .contains("sample_rate must be between 0% and 100%")
+    );
+    assert!(error(r#"{ "freshness": { "grace": "soon" } }"#).contains("invalid duration"));
+}
+
+#[test]
+fn serde_reads_the_sampler_settings() {
+    let read = |json: &str| serde_json::from_str::<CacheConfig>(json).unwrap();
+    let config = read(
+        r#"{ "freshness": { "sample_rate": 0.01, "grace": "2s", "queue": 64, "window": "1m",
+             "budget": 0.001, "on_over_budget": "shorten_ttl", "min_ttl": "5s",
+             "max_samples_per_sec": 7, "version_column": "version" } }"#,
+    );
+    assert_eq!(
+        config.freshness,
+        FreshnessConfig::default()
+            .sample_rate(0.01)
+            .grace(Duration::from_secs(2))
+            .queue(64)
+            .window(Duration::from_secs(60))
+            .budget(Some(0.001))
+            .on_over_budget(OverBudget::ShortenTtl)
+            .min_ttl(Duration::from_secs(5))
+            .max_samples_per_sec(7)
+            .version_column(Some("version".to_owned()))
+    );
+    // `null` and "off" turn a budget off.
+    let budgeted = CacheConfig::default().staleness_budget(Some(0.01));
+    for off in [
+        r#"{ "staleness_budget": null }"#,
+        r#"{ "staleness_budget": "off" }"#,
+    ] {
+        let value: serde_json::Value = serde_json::from_str(off).unwrap();
+        assert_eq!(
+            budgeted.clone().overlay(value).unwrap().freshness.budget,
+            None
+        );
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use syn::meta::ParseNestedMeta;
 use syn::{Data, DeriveInput, Ident, Lit, LitInt, LitStr, Path, Result};
 
 /// The keys `#[cache(...)]` accepts.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 12] = [
     "policy",
     "ttl",
     "ttl_jitter",
@@ -22,6 +22,11 @@ const KEYS: [&str; 7] = [
     "negative_ttl",
     "stale_if_error",
     "write_behind",
+    "staleness_budget",
+    "on_over_budget",
+    "sample_rate",
+    "max_samples_per_sec",
+    "version_column",
 ];
 
 /// The keys `write_behind(...)` accepts.
@@ -54,6 +59,11 @@ const WRITE_BEHIND_KEYS: [&str; 3] = ["batch", "max_delay", "max_pending"];
 /// | `negative_ttl` | a duration; caches "no such row" | off |
 /// | `stale_if_error` | a duration; serves an expired entry while loads fail | off |
 /// | `write_behind(batch = .., max_delay = "..", max_pending = ..)` | flusher settings, with `policy = "write_behind"` only | `500`, `"50ms"`, `100_000` |
+/// | `staleness_budget` | the inconsistency budget: `"0.01%"`, or a fraction such as `0.0001` | none |
+/// | `on_over_budget` | `"warn"` or `"shorten_ttl"` | `"warn"` |
+/// | `sample_rate` | share of hits the staleness sampler re-reads: `"0.1%"` or `0.001`; `0` turns it off | `"0.1%"` |
+/// | `max_samples_per_sec` | ceiling on the sampler's reads, at least 1 | `100` |
+/// | `version_column` | compare this column only when sampling, instead of the whole row | the whole row |
 ///
 /// A mistake is a compile error pointing at it: an unknown setting, a malformed duration, an
 /// unknown policy (the nearest name is suggested), `write_behind(..)` under another policy, a
@@ -117,6 +127,11 @@ struct Settings {
     negative_ttl: Option<Duration>,
     stale_if_error: Option<Duration>,
     write_behind: Option<(WriteBehind, Span)>,
+    staleness_budget: Option<f64>,
+    on_over_budget: Option<usize>,
+    sample_rate: Option<f64>,
+    max_samples_per_sec: Option<LitInt>,
+    version_column: Option<LitStr>,
 }
 
 /// What `write_behind(...)` set.
@@ -141,6 +156,30 @@ impl Settings {
             "stale_if_error" => set(&mut self.stale_if_error, duration(&meta)?, &meta.path),
             "ttl_jitter" => set(&mut self.ttl_jitter, jitter(&meta)?, &meta.path),
             "capacity" => set(&mut self.capacity, positive(&meta, "capacity")?, &meta.path),
+            "staleness_budget" => set(
+                &mut self.staleness_budget,
+                fraction(&meta, "staleness_budget")?,
+                &meta.path,
+            ),
+            "sample_rate" => set(
+                &mut self.sample_rate,
+                fraction(&meta, "sample_rate")?,
+                &meta.path,
+            ),
+            "on_over_budget" => {
+                let lit = string(&meta, "\"warn\" or \"shorten_ttl\"")?;
+                let index = parse::parse_over_budget(&lit.value()).map_err(|e| error(&lit, e))?;
+                set(&mut self.on_over_budget, index, &meta.path)
+            }
+            "max_samples_per_sec" => set(
+                &mut self.max_samples_per_sec,
+                positive(&meta, "max_samples_per_sec")?,
+                &meta.path,
+            ),
+            "version_column" => {
+                let lit = string(&meta, "a column name such as \"version\"")?;
+                set(&mut self.version_column, lit, &meta.path)
+            }
             "write_behind" => {
                 if !meta.input.peek(syn::token::Paren) {
                     return Err(meta.error(
@@ -218,6 +257,33 @@ impl Settings {
         if let Some(window) = self.stale_if_error {
             let window = duration_tokens(window);
             calls.extend(quote!(.stale_if_error(::core::option::Option::Some(#window))));
+        }
+        if let Some(budget) = self.staleness_budget {
+            let budget = Literal::f64_suffixed(budget);
+            calls.extend(quote!(.staleness_budget(::core::option::Option::Some(#budget))));
+        }
+        if let Some(index) = self.on_over_budget {
+            let variant = Ident::new(["Warn", "ShortenTtl"][index], Span::call_site());
+            calls.extend(quote!(.on_over_budget(::sea_orm_cache::OverBudget::#variant)));
+        }
+        let mut sampler = TokenStream2::new();
+        if let Some(rate) = self.sample_rate {
+            let rate = Literal::f64_suffixed(rate);
+            sampler.extend(quote!(.sample_rate(#rate)));
+        }
+        if let Some(per_sec) = &self.max_samples_per_sec {
+            let mut out = Literal::u64_unsuffixed(per_sec.base10_parse().unwrap_or(u64::MAX));
+            out.set_span(per_sec.span());
+            sampler.extend(quote!(.max_samples_per_sec(#out)));
+        }
+        if let Some(column) = &self.version_column {
+            sampler.extend(quote!(.version_column(::core::option::Option::Some(
+                ::std::string::String::from(#column)
+            ))));
+        }
+        if !sampler.is_empty() {
+            // Over the sampler settings the budget setters above already made.
+            calls = quote!(#calls .map_freshness(|f| f #sampler));
         }
         if let Some((write_behind, _)) = &self.write_behind {
             let mut inner = TokenStream2::new();
@@ -327,6 +393,20 @@ fn jitter(meta: &ParseNestedMeta<'_>) -> Result<f64> {
             "`ttl_jitter` expects a percentage such as \"10%\", or a fraction such as 0.1"
                 .to_owned(),
         ),
+    };
+    parsed.map_err(|e| error(&lit, e))
+}
+
+/// `= "0.01%"` or `= 0.0001`, within 0% to 100%.
+fn fraction(meta: &ParseNestedMeta<'_>, key: &str) -> Result<f64> {
+    let lit = meta.value()?.parse::<Lit>()?;
+    let parsed = match &lit {
+        Lit::Str(s) => parse::parse_fraction(key, &s.value()),
+        Lit::Float(f) => parse::check_fraction(key, f.base10_parse()?),
+        Lit::Int(i) => parse::check_fraction(key, i.base10_parse()?),
+        _ => Err(format!(
+            "`{key}` expects a percentage such as \"0.1%\", or a fraction such as 0.001"
+        )),
     };
     parsed.map_err(|e| error(&lit, e))
 }

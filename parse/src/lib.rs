@@ -1,5 +1,6 @@
-//! The text forms of cache settings: durations (`"5m"`, `"1h30m"`), jitter (`"10%"`) and
-//! policy names (`"read_through"`).
+//! The text forms of cache settings: durations (`"5m"`, `"1h30m"`), jitter and other
+//! fractions (`"10%"`, `"0.01%"`), policy names (`"read_through"`) and over-budget actions
+//! (`"shorten_ttl"`).
 //!
 //! One crate both sides depend on: `#[derive(Cached)]` (`sea-orm-cache-macros`) checks an
 //! attribute at compile time with it, and `sea_orm_cache`'s serde support reads a config file
@@ -16,6 +17,9 @@ pub const POLICIES: [&str; 4] = [
     "write_through",
     "write_behind",
 ];
+
+/// The over-budget action names, in `OverBudget` order.
+pub const OVER_BUDGET: [&str; 2] = ["warn", "shorten_ttl"];
 
 /// The units a duration accepts, and the length of one.
 const UNITS: [(&str, Duration); 7] = [
@@ -101,6 +105,59 @@ pub fn check_jitter(fraction: f64) -> Result<f64, String> {
             fraction * 100.0
         ))
     }
+}
+
+/// Parses a fraction setting (`sample_rate`, `staleness_budget`): a percentage (`"0.1%"`) or a
+/// fraction (`"0.001"`), within 0% to 100%. Returns the fraction.
+///
+/// # Errors
+///
+/// A message naming `setting` and the text when it is not a number or a percentage, or is
+/// outside 0% to 100%.
+pub fn parse_fraction(setting: &str, text: &str) -> Result<f64, String> {
+    let fraction = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| {
+        format!("invalid {setting} `{text}`: expected a percentage such as \"0.1%\", or a fraction such as 0.001")
+    })?;
+    check_fraction(setting, fraction)
+}
+
+/// Checks that a fraction setting is within `0.0..=1.0` and returns it.
+///
+/// # Errors
+///
+/// A message naming `setting` when the value is outside that range (or NaN).
+pub fn check_fraction(setting: &str, fraction: f64) -> Result<f64, String> {
+    if (0.0..=1.0).contains(&fraction) {
+        Ok(fraction)
+    } else {
+        Err(format!(
+            "{setting} must be between 0% and 100%, got {}%",
+            fraction * 100.0
+        ))
+    }
+}
+
+/// The index in [`OVER_BUDGET`] of an over-budget action name.
+///
+/// # Errors
+///
+/// An unknown name is refused with the names listed and the nearest one suggested.
+pub fn parse_over_budget(name: &str) -> Result<usize, String> {
+    if let Some(index) = OVER_BUDGET.iter().position(|p| *p == name) {
+        return Ok(index);
+    }
+    let hint = match suggest(name, &OVER_BUDGET) {
+        Some(near) => format!("; did you mean `{near}`?"),
+        None => String::new(),
+    };
+    Err(format!(
+        "unknown on_over_budget `{name}`{hint} (expected one of: {})",
+        OVER_BUDGET.join(", ")
+    ))
 }
 
 /// The index in [`POLICIES`] of a policy name.
@@ -212,5 +269,21 @@ mod tests {
         assert_eq!(suggest("writethrough", &POLICIES), Some("write_through"));
         assert_eq!(suggest("something_else", &POLICIES), None);
         assert_eq!(edit_distance(&['a', 'b'], &['b']), 1);
+    }
+
+    #[test]
+    fn fractions_and_over_budget_actions() {
+        assert_eq!(parse_fraction("staleness_budget", "0.01%"), Ok(0.0001));
+        assert_eq!(parse_fraction("sample_rate", "0.5"), Ok(0.5));
+        let err = parse_fraction("sample_rate", "150%").expect_err("over 100%");
+        assert!(
+            err.contains("sample_rate must be between 0% and 100%"),
+            "{err}"
+        );
+        let err = parse_fraction("staleness_budget", "often").expect_err("not a number");
+        assert!(err.contains("invalid staleness_budget `often`"), "{err}");
+        assert_eq!(parse_over_budget("shorten_ttl"), Ok(1));
+        let err = parse_over_budget("shorten-tl").expect_err("typo");
+        assert!(err.contains("did you mean `shorten_ttl`?"), "{err}");
     }
 }

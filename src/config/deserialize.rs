@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, Visitor};
 // attribute with, so a config file and the derive accept the same text.
 use sea_orm_cache_parse as parse;
 
-use super::{CacheConfig, Policy, WriteBehindConfig};
+use super::{CacheConfig, FreshnessConfig, OverBudget, Policy, WriteBehindConfig};
 
 /// Reads a policy name: `"cache_aside"`, `"read_through"`, `"write_through"` or
 /// `"write_behind"`. A misspelt name is refused with the nearest one suggested.
@@ -102,6 +102,12 @@ struct ConfigPatch {
     stale_if_error: Option<OptionalDuration>,
     fill_quarantine: Option<Text<Duration>>,
     write_behind: Option<WriteBehindPatch>,
+    freshness: Option<FreshnessPatch>,
+    /// Shorthand for `freshness.budget`, as in `#[cache(staleness_budget = "0.01%")]`.
+    #[serde(default, deserialize_with = "staleness_budget")]
+    staleness_budget: Option<Option<f64>>,
+    /// Shorthand for `freshness.on_over_budget`.
+    on_over_budget: Option<OverBudget>,
 }
 
 impl ConfigPatch {
@@ -115,6 +121,9 @@ impl ConfigPatch {
             stale_if_error,
             fill_quarantine,
             write_behind,
+            freshness,
+            staleness_budget,
+            on_over_budget,
         } = self;
         config.policy = policy.unwrap_or(config.policy);
         config.ttl = ttl.map_or(config.ttl, |t| t.0);
@@ -126,7 +135,97 @@ impl ConfigPatch {
         if let Some(write_behind) = write_behind {
             config.write_behind = write_behind.apply(config.write_behind);
         }
+        if let Some(freshness) = freshness {
+            config.freshness = freshness.apply(config.freshness);
+        }
+        if let Some(budget) = staleness_budget {
+            config.freshness.budget = budget;
+        }
+        if let Some(action) = on_over_budget {
+            config.freshness.on_over_budget = action;
+        }
         config
+    }
+}
+
+/// The sampler settings a config source holds.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FreshnessPatch {
+    #[serde(default, deserialize_with = "sample_rate")]
+    sample_rate: Option<f64>,
+    grace: Option<Text<Duration>>,
+    max_samples_per_sec: Option<AtLeastOne>,
+    queue: Option<AtLeastOne>,
+    window: Option<Text<Duration>>,
+    #[serde(default, deserialize_with = "staleness_budget")]
+    budget: Option<Option<f64>>,
+    on_over_budget: Option<OverBudget>,
+    min_ttl: Option<Text<Duration>>,
+    #[serde(default, deserialize_with = "present")]
+    version_column: Option<Option<String>>,
+}
+
+impl FreshnessPatch {
+    fn apply(self, mut config: FreshnessConfig) -> FreshnessConfig {
+        config.sample_rate = self.sample_rate.unwrap_or(config.sample_rate);
+        config.grace = self.grace.map_or(config.grace, |g| g.0);
+        config.max_samples_per_sec = self
+            .max_samples_per_sec
+            .map_or(config.max_samples_per_sec, |n| {
+                u32::try_from(n.0).unwrap_or(u32::MAX)
+            });
+        config.queue = self.queue.map_or(config.queue, |q| q.0);
+        config.window = self.window.map_or(config.window, |w| w.0);
+        config.budget = self.budget.unwrap_or(config.budget);
+        config.on_over_budget = self.on_over_budget.unwrap_or(config.on_over_budget);
+        config.min_ttl = self.min_ttl.map_or(config.min_ttl, |t| t.0);
+        config.version_column = self.version_column.unwrap_or(config.version_column);
+        config
+    }
+}
+
+/// Reads an over-budget action name: `"warn"` or `"shorten_ttl"`.
+impl<'de> Deserialize<'de> for OverBudget {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        parse::parse_over_budget(&name)
+            .map(|index| OverBudget::ALL[index])
+            .map_err(de::Error::custom)
+    }
+}
+
+/// A fraction setting written as `"0.1%"`, `"0.001"` or `0.001`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FractionText {
+    Text(String),
+    Number(f64),
+}
+
+fn fraction<'de, D: Deserializer<'de>>(setting: &str, d: D) -> Result<f64, D::Error> {
+    match FractionText::deserialize(d)? {
+        FractionText::Text(text) => parse::parse_fraction(setting, &text),
+        FractionText::Number(n) => parse::check_fraction(setting, n),
+    }
+    .map_err(de::Error::custom)
+}
+
+fn sample_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    fraction("sample_rate", d).map(Some)
+}
+
+/// A budget: a fraction, or `null` / `"off"` for none.
+fn staleness_budget<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+    match Option::<FractionText>::deserialize(d)? {
+        None => Ok(Some(None)),
+        Some(FractionText::Text(text)) if text == "off" => Ok(Some(None)),
+        Some(FractionText::Text(text)) => parse::parse_fraction("staleness_budget", &text)
+            .map(|b| Some(Some(b)))
+            .map_err(de::Error::custom),
+        Some(FractionText::Number(n)) => parse::check_fraction("staleness_budget", n)
+            .map(|b| Some(Some(b)))
+            .map_err(de::Error::custom),
     }
 }
 

@@ -5,7 +5,10 @@
 //! no sense (`validate.rs`).
 
 mod deserialize;
+mod freshness;
 mod validate;
+
+pub use freshness::{FreshnessConfig, OverBudget};
 
 use std::time::Duration;
 
@@ -118,6 +121,8 @@ pub struct CacheConfig {
     pub fill_quarantine: Duration,
     /// Flusher settings; used by [`Policy::WriteBehind`] only.
     pub write_behind: WriteBehindConfig,
+    /// The staleness sampler and the inconsistency budget (DESIGN G10).
+    pub freshness: FreshnessConfig,
 }
 
 impl Default for CacheConfig {
@@ -131,6 +136,7 @@ impl Default for CacheConfig {
             stale_if_error: None,
             fill_quarantine: QUARANTINE,
             write_behind: WriteBehindConfig::default(),
+            freshness: FreshnessConfig::default(),
         }
     }
 }
@@ -191,6 +197,38 @@ impl CacheConfig {
     #[must_use]
     pub fn write_behind(mut self, write_behind: WriteBehindConfig) -> Self {
         self.write_behind = write_behind;
+        self
+    }
+
+    /// Sets the staleness sampler's settings.
+    #[must_use]
+    pub fn freshness(mut self, freshness: FreshnessConfig) -> Self {
+        self.freshness = freshness;
+        self
+    }
+
+    /// Changes the staleness sampler's settings in place.
+    #[must_use]
+    pub fn map_freshness(
+        mut self,
+        change: impl FnOnce(FreshnessConfig) -> FreshnessConfig,
+    ) -> Self {
+        self.freshness = change(self.freshness);
+        self
+    }
+
+    /// Sets the inconsistency budget: the staleness ratio the entity tolerates, as a
+    /// fraction (`Some(0.0001)` is 0.01%). Shorthand for [`FreshnessConfig::budget`].
+    #[must_use]
+    pub fn staleness_budget(mut self, budget: Option<f64>) -> Self {
+        self.freshness.budget = budget;
+        self
+    }
+
+    /// Sets what happens past the budget. Shorthand for [`FreshnessConfig::on_over_budget`].
+    #[must_use]
+    pub fn on_over_budget(mut self, action: OverBudget) -> Self {
+        self.freshness.on_over_budget = action;
         self
     }
 }

@@ -11,7 +11,10 @@ fn invalid(setting: &'static str, reason: String) -> Result<(), InvalidSetting> 
 
 impl CacheConfig {
     /// Checks the settings: a positive `ttl` and `capacity`, `ttl_jitter` within `0.0..=1.0`,
-    /// and, for the flusher, a positive `batch`, `max_pending` and `max_attempts`.
+    /// for the flusher, a positive `batch`, `max_pending` and `max_attempts`, and for the
+    /// sampler a `sample_rate` and `budget` within `0.0..=1.0`, a positive
+    /// `max_samples_per_sec`, `queue`, `window` and `min_ttl`, and a `min_ttl` no longer than
+    /// `ttl`. (A `version_column` is checked against the entity's columns at build.)
     /// [`CacheLayerBuilder::build`](crate::CacheLayerBuilder::build) runs it for every
     /// entity and reports the first failure as
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
@@ -52,6 +55,45 @@ impl CacheConfig {
                     "must be within 1..={}, got {}",
                     i32::MAX,
                     flusher.max_attempts
+                ),
+            );
+        }
+        let sampler = &self.freshness;
+        if !(0.0..=1.0).contains(&sampler.sample_rate) {
+            return invalid(
+                "freshness.sample_rate",
+                format!("must be within 0.0..=1.0, got {}", sampler.sample_rate),
+            );
+        }
+        if let Some(budget) = sampler.budget
+            && !(0.0..=1.0).contains(&budget)
+        {
+            return invalid(
+                "freshness.budget",
+                format!("must be within 0.0..=1.0, got {budget}"),
+            );
+        }
+        if sampler.max_samples_per_sec == 0 {
+            return invalid(
+                "freshness.max_samples_per_sec",
+                "must be at least 1".to_owned(),
+            );
+        }
+        if sampler.queue == 0 {
+            return invalid("freshness.queue", "must be at least 1".to_owned());
+        }
+        if sampler.window < Duration::from_millis(10) {
+            return invalid(
+                "freshness.window",
+                "must be at least 10 ms (it is kept in 10 buckets)".to_owned(),
+            );
+        }
+        if sampler.min_ttl == Duration::ZERO || sampler.min_ttl > self.ttl {
+            return invalid(
+                "freshness.min_ttl",
+                format!(
+                    "must be longer than zero and at most the ttl ({:?}), got {:?}",
+                    self.ttl, sampler.min_ttl
                 ),
             );
         }

@@ -26,6 +26,7 @@ use quick_cache::{DefaultHashBuilder, UnitWeighter};
 
 mod entry;
 mod fence;
+mod sample;
 
 use crate::clock::Clock;
 use crate::config::CacheConfig;
@@ -34,6 +35,7 @@ pub(crate) use entry::Entry;
 use entry::{Evictions, QuickCache, Replacing};
 pub(crate) use fence::Ticket;
 use fence::{Stripe, lock};
+pub(crate) use sample::{Sample, SampleQueue, SamplerMessage};
 
 /// Number of fill-check stripes per entity: a write refuses the fills and puts of its
 /// stripe's other keys that were in flight with it, so fewer stripes mean more reloads.
@@ -67,8 +69,14 @@ pub(crate) struct Store<K, M> {
     dirty_seq: AtomicU64,
     rng: AtomicU64,
     clock: Clock,
+    /// The configured TTL.
     ttl_ms: u64,
-    jitter_ms: u64,
+    /// The TTL fills use now: the configured one, unless the freshness budget lowered it
+    /// (`OverBudget::ShortenTtl`).
+    effective_ttl_ms: AtomicU64,
+    /// Picks hits for the staleness sampler; `None` with a sample rate of 0.
+    sampler: Option<SampleQueue<K, M>>,
+    jitter: f64,
     negative_ttl_ms: Option<u64>,
     stale_if_error_ms: Option<u64>,
     counters: Arc<Counters>,
@@ -89,7 +97,12 @@ impl<K, M> Store<K, M>
 where
     K: Hash + Eq + Clone,
 {
-    pub(crate) fn new(config: &CacheConfig, clock: Clock, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        config: &CacheConfig,
+        clock: Clock,
+        counters: Arc<Counters>,
+        sampler: Option<SampleQueue<K, M>>,
+    ) -> Self {
         let ttl_ms = config.ttl.as_millis() as u64;
         let cache = Cache::with(
             config.capacity,
@@ -111,7 +124,9 @@ where
             rng: AtomicU64::new(0x853c_49e6_748f_ea9b),
             clock,
             ttl_ms,
-            jitter_ms: (ttl_ms as f64 * config.ttl_jitter) as u64,
+            effective_ttl_ms: AtomicU64::new(ttl_ms),
+            sampler,
+            jitter: config.ttl_jitter,
             negative_ttl_ms: config.negative_ttl.map(|d| d.as_millis() as u64),
             stale_if_error_ms: config.stale_if_error.map(|d| d.as_millis() as u64),
             counters,
@@ -124,16 +139,72 @@ where
             && self.clock.now_ms() < entry.expires_at
     }
 
-    /// The hit path: one quick_cache lookup, one clock read, one generation read. No
-    /// allocation, no lock beyond quick_cache's shard read lock. `None` means "not cached".
+    /// The hit path: one quick_cache lookup, one clock read, one generation read, and the
+    /// sampler's pick (a multiplication and a comparison). No allocation, no lock beyond
+    /// quick_cache's shard read lock. `None` means "not cached".
     #[inline]
     pub(crate) fn hit(&self, key: &K) -> Option<Option<Arc<M>>> {
         let entry = self.cache.get(key)?;
         if !self.is_fresh(&entry) {
             return None;
         }
-        self.counters.hits.bump(entry.value.is_none());
+        let count = self.counters.hits.bump(entry.value.is_none());
+        if let Some(sampler) = &self.sampler
+            && sampler.picks(count)
+        {
+            self.sample(sampler, key, &entry);
+        }
         Some(entry.value)
+    }
+
+    /// Hands a picked hit to the sampler (off the common path: one hit in a thousand by
+    /// default).
+    #[cold]
+    #[inline(never)]
+    fn sample(&self, sampler: &SampleQueue<K, M>, key: &K, entry: &Entry<M>) {
+        // The longest life the entry can have been given.
+        let lifetime = match &entry.value {
+            Some(_) => self.ttl_ms,
+            None => self.negative_ttl_ms.unwrap_or(0).min(self.ttl_ms),
+        };
+        sampler.offer(Sample {
+            key: key.clone(),
+            value: entry.value.clone(),
+            ticket: self.ticket(),
+            hit_ms: self.clock.now_ms(),
+            filled_after_ms: entry.expires_at.saturating_sub(lifetime),
+        });
+    }
+
+    /// Whether `key` was written or invalidated (or the whole entity invalidated) since
+    /// `ticket` was taken. Keys share stripes, so it can answer yes for another key's write.
+    pub(crate) fn changed_since(&self, key: &K, ticket: Ticket) -> bool {
+        let stripe = lock(self.stripe(key));
+        stripe.epoch > ticket.epoch || self.generation.load(Ordering::Acquire) != ticket.generation
+    }
+
+    /// The TTL fills use now (the configured one unless the budget shortened it).
+    pub(crate) fn effective_ttl_ms(&self) -> u64 {
+        self.effective_ttl_ms.load(Ordering::Relaxed)
+    }
+
+    /// Sets the TTL fills use from now on, at most the configured one. Shortening it also
+    /// removes the entries that would outlive it (counted as expired), except write-behind
+    /// entries not yet flushed; so no entry lives longer than the effective TTL.
+    pub(crate) fn set_effective_ttl_ms(&self, ttl_ms: u64) {
+        let ttl_ms = ttl_ms.clamp(1, self.ttl_ms);
+        let before = self.effective_ttl_ms.swap(ttl_ms, Ordering::Relaxed);
+        if ttl_ms >= before {
+            return;
+        }
+        let latest = self.clock.now_ms().saturating_add(ttl_ms);
+        let removed = std::cell::Cell::new(0);
+        self.cache.retain(|_, entry| {
+            let keep = entry.is_dirty() || entry.expires_at <= latest;
+            removed.set(removed.get() + u64::from(!keep));
+            keep
+        });
+        crate::stats::add(&self.counters.expired, removed.get());
     }
 
     /// Reads the cache without counting or loading.
@@ -221,6 +292,16 @@ where
         self.epoch.fetch_add(1, Ordering::AcqRel) + 1
     }
 
+    /// The expiry of an entry filled now: the effective TTL (`None`: negative entries, the
+    /// negative TTL, at most the effective TTL) with `jitter` of it taken off at random.
+    fn expiry_now(&self, negative_ttl_ms: Option<u64>) -> u64 {
+        let ttl = self.effective_ttl_ms();
+        match negative_ttl_ms {
+            None => self.expiry(ttl, (ttl as f64 * self.jitter) as u64),
+            Some(negative) => self.expiry(negative.min(ttl), 0),
+        }
+    }
+
     /// TTL with jitter taken off, from a splitmix64 sequence (no allocation, no lock).
     fn expiry(&self, ttl_ms: u64, jitter_ms: u64) -> u64 {
         let jitter = if jitter_ms == 0 {
@@ -240,8 +321,8 @@ where
     /// The entry a loaded value becomes; `None` when absence is not cached at all.
     fn entry_for(&self, value: Option<Arc<M>>, generation: u32) -> Option<Entry<M>> {
         let expires_at = match (&value, self.negative_ttl_ms) {
-            (Some(_), _) => self.expiry(self.ttl_ms, self.jitter_ms),
-            (None, Some(neg)) => self.expiry(neg, 0),
+            (Some(_), _) => self.expiry_now(None),
+            (None, Some(neg)) => self.expiry_now(Some(neg)),
             (None, None) => return None,
         };
         Some(Entry::new(value, expires_at, generation, false, false))
@@ -332,7 +413,7 @@ where
     fn insert_current(&self, key: K, value: Arc<M>, dirty: bool) {
         let entry = Entry::new(
             Some(value),
-            self.expiry(self.ttl_ms, self.jitter_ms),
+            self.expiry_now(None),
             self.generation.load(Ordering::Acquire),
             false,
             dirty,
@@ -427,6 +508,7 @@ mod tests {
             &CacheConfig::default().capacity(2),
             Clock::manual(),
             counters.clone(),
+            None,
         );
         for round in 0..10 {
             assert!(store.put(1, store.ticket(), Arc::new(round), false));

@@ -15,6 +15,7 @@ mod connection_after_outbox;
 mod crash;
 mod expiry;
 mod faults;
+mod freshness;
 mod hooks;
 mod outbox;
 mod outbox_schema;

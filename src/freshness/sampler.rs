@@ -1,0 +1,377 @@
+//! The sampler task of one entity: takes the hits the store picked, waits out the grace
+//! delay, re-reads each row by key, and records fresh, stale or discarded; evaluates the
+//! budget once per bucket of the window.
+//!
+//! One task per sampled entity, reading one row at a time: its database load is at most
+//! `max_samples_per_sec` reads per second (a token bucket on the layer's clock; samples past
+//! it are dropped and counted), whatever the hit rate.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::config::FreshnessConfig;
+use crate::error::Result;
+use crate::sampler_counters::SamplerCounters;
+use crate::stats::bump;
+use crate::store::{Sample, SampleQueue, SamplerMessage, Ticket};
+
+use super::budget::Budget;
+use super::report::Freshness;
+use super::window::{Outcome, Window};
+
+/// A sample read's future.
+pub(crate) type RowRead<'a, M> = Pin<Box<dyn Future<Output = Result<Option<Arc<M>>>> + Send + 'a>>;
+
+/// What the sampler needs from the entity it samples.
+pub(crate) trait SampleSource<K, M>: Send + Sync + 'static {
+    /// The entity's table name.
+    fn name(&self) -> &'static str;
+    /// The key's current row (a pending write-behind write wins over the table).
+    fn read<'a>(&'a self, key: &'a K) -> RowRead<'a, M>;
+    /// Whether the cached row and the database row are the same (the whole row, or the
+    /// declared version column).
+    fn same(&self, cached: &M, row: &M) -> bool;
+    /// Whether the key was written or invalidated since `ticket`.
+    fn changed_since(&self, key: &K, ticket: Ticket) -> bool;
+    /// The effective TTL now, and setting it.
+    fn effective_ttl_ms(&self) -> u64;
+    fn set_effective_ttl_ms(&self, ttl_ms: u64);
+}
+
+/// The state the task and [`Sampler::report`] share.
+#[derive(Debug)]
+struct Shared {
+    config: FreshnessConfig,
+    ttl_ms: u64,
+    window: Mutex<Window>,
+    counters: Arc<SamplerCounters>,
+    over_budget: AtomicBool,
+    /// Samples accepted and not finished; the store's queue adds, the task subtracts.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// One entity's sampler: the queue the store picks into, and the task's report.
+#[derive(Debug)]
+pub(crate) struct Sampler<K, M> {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<SamplerMessage<K, M>>,
+    /// Taken by [`start`](Self::start).
+    rx: Mutex<Option<mpsc::Receiver<SamplerMessage<K, M>>>>,
+}
+
+impl<K: Send + Sync + 'static, M: Send + Sync + 'static> Sampler<K, M> {
+    /// A sampler for `config`, and the queue its store picks into; `None` with a sample
+    /// rate of 0.
+    pub(crate) fn new(
+        config: &FreshnessConfig,
+        ttl: Duration,
+    ) -> Option<(Self, SampleQueue<K, M>)> {
+        if config.sample_rate <= 0.0 {
+            return None;
+        }
+        // Room for every accepted sample and a few settle requests.
+        let (tx, rx) = mpsc::channel(config.queue + 16);
+        let counters = Arc::new(SamplerCounters::default());
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let queue = SampleQueue::new(
+            config.sample_rate,
+            config.queue,
+            tx.clone(),
+            waiting.clone(),
+            counters.clone(),
+        );
+        let shared = Arc::new(Shared {
+            window: Mutex::new(Window::new(config.window.as_millis() as u64)),
+            config: config.clone(),
+            ttl_ms: ttl.as_millis() as u64,
+            counters,
+            over_budget: AtomicBool::new(false),
+            waiting,
+        });
+        let sampler = Self {
+            shared,
+            tx,
+            rx: Mutex::new(None),
+        };
+        *sampler.rx.lock().unwrap_or_else(PoisonError::into_inner) = Some(rx);
+        Some((sampler, queue))
+    }
+
+    /// Starts the task, which runs until `source` is dropped.
+    pub(crate) fn start<S: SampleSource<K, M>>(&self, source: &Arc<S>, clock: Clock) {
+        let rx = self
+            .rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(rx) = rx {
+            tokio::spawn(run(Arc::downgrade(source), rx, self.shared.clone(), clock));
+        }
+    }
+
+    /// Waits until every sample taken before the call that is due by the clock has been
+    /// judged.
+    pub(crate) async fn settle(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.tx.send(SamplerMessage::Settle(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// The report as of `now_ms`.
+    pub(crate) fn report(&self, now_ms: u64, effective_ttl_ms: u64) -> Freshness {
+        let shared = &*self.shared;
+        let counts = shared
+            .window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .totals(now_ms);
+        let totals = shared.counters.totals();
+        let ms = Duration::from_millis;
+        Freshness {
+            window: shared.config.window,
+            sample_rate: shared.config.sample_rate,
+            verified: counts.verified,
+            stale: counts.stale,
+            discarded: counts.discarded,
+            ratio: counts.ratio(),
+            interval: counts.interval(),
+            stale_age_max: (counts.stale > 0).then(|| ms(counts.stale_age_max_ms)),
+            stale_age_mean: (counts.stale > 0).then(|| ms(counts.stale_age_sum_ms / counts.stale)),
+            budget: shared.config.budget,
+            over_budget: shared.over_budget.load(Ordering::Relaxed),
+            breaches: totals.breaches,
+            ttl: ms(shared.ttl_ms),
+            effective_ttl: ms(effective_ttl_ms),
+            dropped: totals.dropped,
+            throttled: totals.throttled,
+            errors: totals.errors,
+            reads: totals.reads,
+        }
+    }
+}
+
+/// Admits at most `per_sec` samples a second on the clock, in bursts of at most a second's.
+#[derive(Debug)]
+struct TokenBucket {
+    per_sec: f64,
+    tokens: f64,
+    at_ms: u64,
+}
+
+impl TokenBucket {
+    fn new(per_sec: u32, now_ms: u64) -> Self {
+        Self {
+            per_sec: f64::from(per_sec),
+            tokens: f64::from(per_sec),
+            at_ms: now_ms,
+        }
+    }
+
+    fn take(&mut self, now_ms: u64) -> bool {
+        let elapsed = now_ms.saturating_sub(self.at_ms) as f64 / 1_000.0;
+        self.at_ms = self.at_ms.max(now_ms);
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.per_sec);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A sample waiting for a time: its read (`confirm: false`) or, after a mismatch, the end of
+/// its second grace delay.
+struct Pending<K, M> {
+    due_ms: u64,
+    sample: Sample<K, M>,
+}
+
+async fn run<K, M, S>(
+    source: Weak<S>,
+    mut rx: mpsc::Receiver<SamplerMessage<K, M>>,
+    shared: Arc<Shared>,
+    clock: Clock,
+) where
+    K: Send + Sync + 'static,
+    M: Send + Sync + 'static,
+    S: SampleSource<K, M>,
+{
+    let config = &shared.config;
+    let grace_ms = config.grace.as_millis() as u64;
+    let counters = &*shared.counters;
+    let mut tokens = TokenBucket::new(config.max_samples_per_sec, clock.now_ms());
+    let mut reads: VecDeque<Pending<K, M>> = VecDeque::new();
+    let mut confirms: VecDeque<Pending<K, M>> = VecDeque::new();
+    let mut settles: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut budget = Budget::default();
+    let bucket_ms = shared
+        .window
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .bucket_ms();
+    let mut next_evaluation = clock.now_ms().saturating_add(bucket_ms);
+    let finish = |outcome: Option<Outcome>, now_ms: u64, budget: &mut Budget| {
+        shared.waiting.fetch_sub(1, Ordering::AcqRel);
+        let Some(outcome) = outcome else { return };
+        match outcome {
+            Outcome::Fresh => {
+                bump(&counters.verified);
+                budget.observe(false);
+            }
+            Outcome::Stale { .. } => {
+                bump(&counters.verified);
+                bump(&counters.stale);
+                budget.observe(true);
+            }
+            Outcome::Discarded => bump(&counters.discarded),
+        }
+        shared
+            .window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(now_ms, outcome);
+    };
+    loop {
+        let now = clock.now_ms();
+        if now >= next_evaluation {
+            next_evaluation = now.saturating_add(bucket_ms);
+            let Some(source) = source.upgrade() else {
+                return;
+            };
+            evaluate(&shared, &mut budget, &*source, now);
+            continue;
+        }
+        if reads.front().is_some_and(|p| p.due_ms <= now) {
+            let Some(Pending { sample, .. }) = reads.pop_front() else {
+                continue;
+            };
+            let Some(source) = source.upgrade() else {
+                return;
+            };
+            if source.changed_since(&sample.key, sample.ticket) {
+                finish(Some(Outcome::Discarded), now, &mut budget);
+                continue;
+            }
+            bump(&counters.reads);
+            let row = source.read(&sample.key).await;
+            let now = clock.now_ms();
+            let same = match (&row, &sample.value) {
+                (Err(_), _) => {
+                    bump(&counters.errors);
+                    finish(None, now, &mut budget);
+                    continue;
+                }
+                (Ok(None), None) => true,
+                (Ok(Some(row)), Some(cached)) => source.same(cached, row),
+                (Ok(_), _) => false,
+            };
+            if source.changed_since(&sample.key, sample.ticket) {
+                finish(Some(Outcome::Discarded), now, &mut budget);
+            } else if same {
+                finish(Some(Outcome::Fresh), now, &mut budget);
+            } else {
+                // A write through the layer invalidates at its commit, another instance's
+                // within its poll: give the invalidation one more grace delay to arrive.
+                confirms.push_back(Pending {
+                    due_ms: now.saturating_add(grace_ms),
+                    sample,
+                });
+            }
+            continue;
+        }
+        if confirms.front().is_some_and(|p| p.due_ms <= now) {
+            let Some(Pending { sample, .. }) = confirms.pop_front() else {
+                continue;
+            };
+            let Some(source) = source.upgrade() else {
+                return;
+            };
+            let outcome = if source.changed_since(&sample.key, sample.ticket) {
+                Outcome::Discarded
+            } else {
+                Outcome::Stale {
+                    age_bound_ms: sample.hit_ms.saturating_sub(sample.filled_after_ms),
+                }
+            };
+            finish(Some(outcome), now, &mut budget);
+            continue;
+        }
+        // Nothing is due: whoever asked to settle is answered.
+        for reply in settles.drain(..) {
+            let _ = reply.send(());
+        }
+        let wake_at = [reads.front(), confirms.front()]
+            .into_iter()
+            .flatten()
+            .map(|p| p.due_ms)
+            .fold(next_evaluation, u64::min);
+        tokio::select! {
+            message = rx.recv() => match message {
+                None => return,
+                Some(SamplerMessage::Settle(reply)) => settles.push(reply),
+                Some(SamplerMessage::Sample(sample)) => {
+                    if tokens.take(clock.now_ms()) {
+                        reads.push_back(Pending {
+                            due_ms: sample.hit_ms.saturating_add(grace_ms),
+                            sample,
+                        });
+                    } else {
+                        bump(&counters.throttled);
+                        shared.waiting.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+            },
+            () = clock.sleep_until(wake_at) => {}
+        }
+    }
+}
+
+/// One evaluation of the budget: the window's figures, a warning per window over it, and the
+/// TTL step `ShortenTtl` asks for.
+fn evaluate<K, M, S: SampleSource<K, M>>(
+    shared: &Shared,
+    budget: &mut Budget,
+    source: &S,
+    now: u64,
+) {
+    let counts = shared
+        .window
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .totals(now);
+    let effective = source.effective_ttl_ms();
+    let verdict = budget.evaluate(&shared.config, &counts, now, shared.ttl_ms, effective);
+    shared.over_budget.store(verdict.over, Ordering::Relaxed);
+    if verdict.breach {
+        bump(&shared.counters.breaches);
+        let (low, high) = counts.interval();
+        tracing::warn!(
+            entity = source.name(),
+            stale = counts.stale,
+            verified = counts.verified,
+            ratio = counts.ratio(),
+            low,
+            high,
+            budget = shared.config.budget,
+            "cache staleness over its budget"
+        );
+    }
+    if let Some(ttl_ms) = verdict.ttl_ms {
+        tracing::info!(
+            entity = source.name(),
+            from_ms = effective,
+            to_ms = ttl_ms,
+            "effective TTL changed by the staleness budget"
+        );
+        source.set_effective_ttl_ms(ttl_ms);
+    }
+}

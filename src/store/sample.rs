@@ -1,0 +1,129 @@
+//! The hit path's side of the staleness sampler: which hits are sampled ([`SampleQueue::picks`],
+//! one multiplication and one comparison) and handing a sample to the sampler task without
+//! waiting ([`SampleQueue::offer`]). The task itself is `freshness::sampler`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::fence::Ticket;
+use crate::sampler_counters::SamplerCounters;
+use crate::stats::bump;
+
+/// The golden-ratio multiplier: consecutive hit counts times it, modulo 2^64, are spread
+/// evenly over the range (a Weyl sequence), so comparing the product with a threshold picks
+/// a steady fraction of hits with no clustering and no random-number state.
+const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// One sampled hit: what was served, and what the sampler needs to judge it.
+#[derive(Debug)]
+pub(crate) struct Sample<K, M> {
+    pub(crate) key: K,
+    /// The cached answer served: a row, or "no such row".
+    pub(crate) value: Option<Arc<M>>,
+    /// The store's fence state at the hit: a later write or invalidation of the key shows.
+    pub(crate) ticket: Ticket,
+    /// Clock time of the hit.
+    pub(crate) hit_ms: u64,
+    /// The entry was filled no earlier than this (its expiry minus its full lifetime).
+    pub(crate) filled_after_ms: u64,
+}
+
+/// What the sampler task receives.
+#[derive(Debug)]
+pub(crate) enum SamplerMessage<K, M> {
+    Sample(Sample<K, M>),
+    /// Answer once every sample sent before is due later than now or done.
+    Settle(oneshot::Sender<()>),
+}
+
+/// The sampler's queue as the store holds it.
+#[derive(Debug)]
+pub(crate) struct SampleQueue<K, M> {
+    threshold: u64,
+    capacity: usize,
+    tx: mpsc::Sender<SamplerMessage<K, M>>,
+    /// Samples accepted and not finished (waiting, being read or confirmed).
+    waiting: Arc<AtomicUsize>,
+    counters: Arc<SamplerCounters>,
+}
+
+impl<K, M> SampleQueue<K, M> {
+    /// A queue picking `rate` (`0.0..=1.0`) of hits, holding at most `capacity` samples.
+    pub(crate) fn new(
+        rate: f64,
+        capacity: usize,
+        tx: mpsc::Sender<SamplerMessage<K, M>>,
+        waiting: Arc<AtomicUsize>,
+        counters: Arc<SamplerCounters>,
+    ) -> Self {
+        let threshold = if rate >= 1.0 {
+            u64::MAX
+        } else {
+            (rate * u64::MAX as f64) as u64
+        };
+        Self {
+            threshold,
+            capacity,
+            tx,
+            waiting,
+            counters,
+        }
+    }
+
+    /// Whether the hit that found a hit counter at `count` is sampled. (Counted from 1: the
+    /// first hit is not picked at every rate.)
+    #[inline]
+    pub(crate) fn picks(&self, count: u64) -> bool {
+        count.wrapping_add(1).wrapping_mul(SPREAD) < self.threshold
+    }
+
+    /// Hands `sample` to the sampler task, or drops and counts it if the queue is full.
+    /// Never waits.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn offer(&self, sample: Sample<K, M>) {
+        bump(&self.counters.picked);
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            bump(&self.counters.dropped);
+            return;
+        }
+        if self.tx.try_send(SamplerMessage::Sample(sample)).is_err() {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            bump(&self.counters.dropped);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(rate: f64) -> SampleQueue<u8, u8> {
+        let (tx, _rx) = mpsc::channel(1);
+        SampleQueue::new(rate, 1, tx, Arc::default(), Arc::default())
+    }
+
+    #[test]
+    fn picks_the_configured_fraction_of_consecutive_counts() {
+        for (rate, expected) in [(0.0, 0), (0.001, 1_000), (0.01, 10_000), (1.0, 1_000_000)] {
+            let queue = queue(rate);
+            let picked = (0..1_000_000u64).filter(|&n| queue.picks(n)).count();
+            assert!(
+                picked.abs_diff(expected) <= 1,
+                "rate {rate}: {picked} of 1,000,000"
+            );
+        }
+    }
+
+    #[test]
+    fn picks_are_spread_out() {
+        // At 1%, no two picks among consecutive counts are closer than a handful apart.
+        let queue = queue(0.01);
+        let picks: Vec<u64> = (0..100_000u64).filter(|&n| queue.picks(n)).collect();
+        let closest = picks.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(0);
+        assert!(closest >= 30, "two picks {closest} hits apart");
+    }
+}

@@ -1,0 +1,405 @@
+//! G10, measured freshness: the staleness sampler re-reads sampled hits after a grace delay,
+//! discards keys written meanwhile, drops (and counts) what it has no room or budget for, and
+//! holds the ratio to the entity's inconsistency budget, shortening the effective TTL when
+//! asked. Time is the layer's manual clock: the sampler's grace delays and windows follow it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use entity::user;
+use sea_orm::ActiveValue::{Set, Unchanged};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm_cache::{
+    CacheConfig, CacheLayer, Clock, Coherence, FreshnessConfig, OverBudget, Policy, Repository,
+};
+
+use crate::common::*;
+
+const GRACE: Duration = Duration::from_millis(100);
+
+/// A layer caching `users` read-through on `clock`, with the sampler set by `freshness`.
+async fn layer(
+    t: &TestDb,
+    clock: &Clock,
+    config: impl FnOnce(CacheConfig) -> CacheConfig + Send + 'static,
+) -> (CacheLayer, Repository<user::Entity>) {
+    let cache = CacheLayer::builder(t.db.clone())
+        .clock(clock.clone())
+        .coherence(Coherence::off())
+        .cached::<user::Entity>(move |c| config(c.policy(Policy::ReadThrough).ttl_jitter(0.0)))
+        .build()
+        .await
+        .unwrap();
+    let users = cache.repository::<user::Entity>().unwrap();
+    (cache, users)
+}
+
+/// Every sample: a big queue, no practical ceiling, a short grace delay.
+fn sample_everything() -> FreshnessConfig {
+    FreshnessConfig::default()
+        .sample_rate(1.0)
+        .queue(100_000)
+        .max_samples_per_sec(1_000_000)
+        .grace(GRACE)
+}
+
+/// Lets the sampler judge everything taken so far: the read after the grace delay, then the
+/// second grace delay a mismatch waits for an invalidation.
+async fn judge(clock: &Clock, users: &Repository<user::Entity>) {
+    clock.advance(GRACE);
+    users.settle_samples().await;
+    clock.advance(GRACE);
+    users.settle_samples().await;
+}
+
+/// Writes `name` to user `id` the way an outside program does: not through the layer.
+async fn bypass(t: &TestDb, id: i64, name: &str) {
+    user::Entity::update_many()
+        .col_expr(user::Column::Name, Expr::value(name))
+        .filter(user::Column::Id.eq(id))
+        .exec(&t.db)
+        .await
+        .unwrap();
+}
+
+/// A small deterministic generator (the test's workload is the same on every run).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// With every write made through the layer (repository updates and `CachedConnection`
+/// statements, some while samples of their keys wait), over 10,000 samples none is stale:
+/// the samples of written keys are discarded, every other one matches its row.
+async fn writes_through_the_layer_are_never_counted_stale(t: TestDb) {
+    let clock = Clock::manual();
+    let (cache, users) = layer(&t, &clock, |c| {
+        c.ttl(Duration::from_secs(3_600))
+            .freshness(sample_everything())
+    })
+    .await;
+    let conn = cache.connection();
+    let keys: Vec<i64> = {
+        let mut keys = Vec::new();
+        for n in 1..=50 {
+            keys.push(seed_user(&t.db, n).await.id);
+        }
+        keys
+    };
+    let mut rng = Lcg(7);
+    for round in 0..110 {
+        for _ in 0..2 {
+            for &id in &keys {
+                users.get(id).await.unwrap().unwrap();
+            }
+        }
+        // Written while its samples wait out the grace delay: a write in flight.
+        let id = keys[rng.below(keys.len() as u64) as usize];
+        let name = format!("round {round}");
+        if round % 2 == 0 {
+            users
+                .update(user::ActiveModel {
+                    id: Unchanged(id),
+                    name: Set(name),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        } else {
+            user::Entity::update_many()
+                .col_expr(user::Column::Name, Expr::value(name))
+                .filter(user::Column::Id.eq(id))
+                .exec(&conn)
+                .await
+                .unwrap();
+        }
+        judge(&clock, &users).await;
+    }
+    let report = users.freshness().unwrap();
+    assert!(report.verified >= 10_000, "{report:?}");
+    assert_eq!(report.stale, 0, "{report:?}");
+    assert!(
+        report.discarded > 0,
+        "the written keys' samples: {report:?}"
+    );
+    assert_eq!((report.dropped, report.throttled, report.errors), (0, 0, 0));
+    assert_eq!(report.ratio, 0.0);
+    assert!(report.nines().is_infinite());
+    assert!(report.nines_at_least() > 3.0, "{report:?}");
+}
+
+/// With 1% of writes bypassing the layer, the sampler, sampling three hits in four, measures a
+/// ratio whose confidence interval holds the true ratio, which the test computes from its own
+/// record of the table: a hit is stale when it returned another name than the row held.
+///
+/// The interval is a binomial one; the sample is three quarters of a finite population of
+/// hits, whose spread is half the binomial's, so the truth falls outside with odds of about
+/// one in 10,000 (which hits are picked depends on the worker thread each read ran on).
+async fn bypassing_writes_are_measured_within_the_interval(t: TestDb) {
+    let clock = Clock::manual();
+    let (_cache, users) = layer(&t, &clock, |c| {
+        c.ttl(Duration::from_secs(30))
+            .freshness(sample_everything().sample_rate(0.75))
+    })
+    .await;
+    let mut table: HashMap<i64, String> = HashMap::new();
+    let mut keys = Vec::new();
+    for n in 1..=100 {
+        let u = seed_user(&t.db, n).await;
+        table.insert(u.id, u.name);
+        keys.push(u.id);
+    }
+    let mut rng = Lcg(42);
+    let (mut writes, mut bypassed, mut stale_reads) = (0, 0, 0);
+    let hits_before = users.stats().hits;
+    for round in 0..40 {
+        for w in 0..50 {
+            let id = keys[rng.below(keys.len() as u64) as usize];
+            let name = format!("{round}.{w}");
+            writes += 1;
+            if round % 2 == 0 && w == 0 {
+                bypassed += 1;
+                bypass(&t, id, &name).await;
+            } else {
+                users
+                    .update(user::ActiveModel {
+                        id: Unchanged(id),
+                        name: Set(name.clone()),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+            }
+            table.insert(id, name);
+        }
+        for _ in 0..500 {
+            let id = keys[rng.below(keys.len() as u64) as usize];
+            let got = users.get(id).await.unwrap().unwrap();
+            stale_reads += u64::from(got.name != table[&id]);
+        }
+        // Nothing is written until the samples are judged: each is compared with the row
+        // as it was at its hit.
+        judge(&clock, &users).await;
+        clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(bypassed * 100, writes, "1% of writes bypass the layer");
+    let hits = users.stats().hits - hits_before;
+    let truth = stale_reads as f64 / hits as f64;
+    let report = users.freshness().unwrap();
+    eprintln!(
+        "true ratio {truth:.5} ({stale_reads} of {hits} hits); sampler {:.5} in ({:.5}, {:.5}) over {} samples",
+        report.ratio, report.interval.0, report.interval.1, report.verified
+    );
+    assert!(stale_reads > 0, "bypassing writes left stale entries");
+    assert!(
+        report.verified * 3 > hits,
+        "about half the hits sampled: {report:?}"
+    );
+    assert_eq!(
+        report.discarded, 0,
+        "nothing was written while samples waited"
+    );
+    assert!(
+        report.interval.0 <= truth && truth <= report.interval.1,
+        "true ratio {truth} outside the sampler's interval {:?}",
+        report.interval
+    );
+    assert!(
+        report
+            .stale_age_max
+            .is_some_and(|age| age <= Duration::from_secs(30))
+    );
+}
+
+/// A sample whose key was written or invalidated through the layer during its grace delay
+/// (or, after a mismatch, during the second one) is discarded, not counted; the same
+/// difference with nothing reaching the layer is counted stale.
+async fn a_key_written_during_the_grace_delay_is_discarded(t: TestDb) {
+    let clock = Clock::manual();
+    let (_cache, users) = layer(&t, &clock, |c| c.freshness(sample_everything())).await;
+    let id = seed_user(&t.db, 1).await.id;
+    let counted = |users: &Repository<user::Entity>| {
+        let r = users.freshness().unwrap();
+        (r.verified, r.stale, r.discarded)
+    };
+
+    // Written through the layer while the sample waits for its read.
+    users.get(id).await.unwrap();
+    users.get(id).await.unwrap(); // the hit sampled
+    users
+        .update(user::ActiveModel {
+            id: Unchanged(id),
+            name: Set("through the layer".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    judge(&clock, &users).await;
+    assert_eq!(counted(&users), (0, 0, 1));
+
+    // The row changed elsewhere; the read finds the mismatch, then an invalidation of the
+    // key arrives within the second grace delay: still discarded.
+    users.get(id).await.unwrap(); // a miss: loads the new row
+    users.get(id).await.unwrap(); // the hit sampled
+    bypass(&t, id, "elsewhere").await;
+    clock.advance(GRACE);
+    users.settle_samples().await;
+    assert_eq!(
+        counted(&users),
+        (0, 0, 1),
+        "waiting for the second grace delay"
+    );
+    users.invalidate(id);
+    clock.advance(GRACE);
+    users.settle_samples().await;
+    assert_eq!(counted(&users), (0, 0, 2));
+
+    // The same with nothing reaching the layer: stale.
+    users.get(id).await.unwrap(); // a miss
+    users.get(id).await.unwrap(); // the hit sampled
+    bypass(&t, id, "elsewhere again").await;
+    judge(&clock, &users).await;
+    assert_eq!(counted(&users), (1, 1, 2));
+    let report = users.freshness().unwrap();
+    assert_eq!(report.ratio, 1.0);
+    assert_eq!(
+        report.reads, 2,
+        "the first sample was discarded before its read"
+    );
+}
+
+/// A full queue drops the sample and counts it, and the read is answered all the same; the
+/// ceiling on samples per second drops (and counts) what is past it.
+async fn a_full_queue_or_the_ceiling_drops_and_counts(t: TestDb) {
+    let clock = Clock::manual();
+    let (_cache, users) = layer(&t, &clock, |c| c.freshness(sample_everything().queue(8))).await;
+    let id = seed_user(&t.db, 1).await.id;
+    users.get(id).await.unwrap(); // the miss
+    for _ in 0..50 {
+        assert_eq!(users.get(id).await.unwrap().unwrap().id, id);
+    }
+    let report = users.freshness().unwrap();
+    assert_eq!(
+        report.dropped, 42,
+        "8 wait, the rest are dropped: {report:?}"
+    );
+    judge(&clock, &users).await;
+    assert_eq!(users.freshness().unwrap().verified, 8);
+
+    // A ceiling of 5 a second: 5 of 50 pass at once, 5 more a second later.
+    let clock = Clock::manual();
+    let (_cache, users) = layer(&t, &clock, |c| {
+        c.freshness(sample_everything().max_samples_per_sec(5))
+    })
+    .await;
+    users.get(id).await.unwrap();
+    for _ in 0..50 {
+        users.get(id).await.unwrap();
+    }
+    users.settle_samples().await;
+    assert_eq!(users.freshness().unwrap().throttled, 45);
+    clock.advance(Duration::from_secs(1));
+    for _ in 0..50 {
+        users.get(id).await.unwrap();
+    }
+    judge(&clock, &users).await;
+    let report = users.freshness().unwrap();
+    assert_eq!(
+        (report.verified, report.throttled, report.dropped),
+        (10, 90, 0)
+    );
+    assert_eq!(report.reads, 10, "one read per admitted sample");
+}
+
+/// Stale entries served past a 5% budget: with `shorten_ttl` the effective TTL halves at the
+/// next evaluation (dropping the entries that would outlive it), the ratio comes back within
+/// budget, and the TTL is restored step by step; with `warn` the same workload stays over.
+async fn over_budget_shortens_the_ttl_until_the_ratio_is_back(t: TestDb) {
+    let mut keys = Vec::new();
+    for n in 1..=20 {
+        keys.push(seed_user(&t.db, n).await.id);
+    }
+    for action in [OverBudget::ShortenTtl, OverBudget::Warn] {
+        let clock = Clock::manual();
+        let (_cache, users) = layer(&t, &clock, move |c| {
+            c.ttl(Duration::from_secs(64))
+                .staleness_budget(Some(0.05))
+                .on_over_budget(action)
+                .freshness(
+                    sample_everything()
+                        .budget(Some(0.05))
+                        .on_over_budget(action)
+                        .window(Duration::from_secs(10))
+                        .min_ttl(Duration::from_secs(1)),
+                )
+        })
+        .await;
+        for &id in &keys {
+            users.get(id).await.unwrap();
+        }
+        for &id in &keys {
+            bypass(&t, id, &format!("{action:?} changed elsewhere")).await;
+        }
+        // One round a second: every key read, the samples judged, the next second begins
+        // (the budget is evaluated once a bucket, a tenth of the window).
+        let round = |users: Repository<user::Entity>, clock: Clock, keys: Vec<i64>| async move {
+            for &id in &keys {
+                users.get(id).await.unwrap();
+            }
+            judge(&clock, &users).await;
+            clock.advance(Duration::from_millis(800));
+            users.settle_samples().await;
+            users.freshness().unwrap()
+        };
+        let first = round(users.clone(), clock.clone(), keys.clone()).await;
+        assert_eq!((first.verified, first.stale), (20, 20));
+        assert!(first.over_budget, "{first:?}");
+        assert_eq!(first.breaches, 1);
+        let mut report = first;
+        let mut lowest = report.effective_ttl;
+        // 12 more rounds: the first round's bucket has left the 10 s window.
+        for _ in 0..12 {
+            report = round(users.clone(), clock.clone(), keys.clone()).await;
+            lowest = lowest.min(report.effective_ttl);
+        }
+        match action {
+            OverBudget::ShortenTtl => {
+                assert_eq!(lowest, Duration::from_secs(32), "halved once: {report:?}");
+                assert!(
+                    users.stats().expired >= 20,
+                    "the stale entries were dropped"
+                );
+                assert!(!report.over_budget, "back within budget: {report:?}");
+                assert!(report.interval.0 <= 0.05);
+                assert!(
+                    report.effective_ttl > lowest,
+                    "restored step by step: {report:?}"
+                );
+                assert_eq!(report.breaches, 1, "over once: {report:?}");
+            }
+            _ => {
+                assert_eq!(lowest, Duration::from_secs(64));
+                assert!(report.over_budget, "still over: {report:?}");
+                assert!(report.stale >= 100 && report.stale == report.verified);
+                // Over at 1 s and still over a window later, at 11 s: one warning each.
+                assert_eq!(report.breaches, 2, "one warning per window: {report:?}");
+            }
+        }
+    }
+}
+
+crate::backend_tests!(
+    writes_through_the_layer_are_never_counted_stale,
+    bypassing_writes_are_measured_within_the_interval,
+    a_key_written_during_the_grace_delay_is_discarded,
+    a_full_queue_or_the_ceiling_drops_and_counts,
+    over_budget_shortens_the_ttl_until_the_ratio_is_back,
+);
