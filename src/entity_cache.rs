@@ -25,7 +25,7 @@ use crate::invalidation::LogEntry;
 use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text};
 use crate::key_locks::KeyLocks;
 use crate::outbox::Outbox;
-use crate::stats::{Counters, bump};
+use crate::stats::{CacheStats, Counters, bump};
 use crate::store::{Lookup, Store};
 
 /// One write's future, on a connection borrowed for `'c`.
@@ -96,6 +96,12 @@ impl<E: CacheableEntity> EntityCache<E> {
             counters,
             journal,
         })
+    }
+
+    /// A snapshot of the entity's counters, entries and outbox depth.
+    pub(crate) fn stats(&self) -> CacheStats {
+        let pending = self.queue.as_ref().map_or(0, |q| q.depth());
+        self.counters.snapshot(self.store.len(), pending)
     }
 
     /// Read-through read: the cache, else one coalesced load by key.

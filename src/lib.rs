@@ -117,6 +117,7 @@ mod invalidation;
 mod key;
 mod key_locks;
 mod layer;
+mod metrics_export;
 #[cfg(feature = "migration")]
 pub mod migration;
 pub mod outbox;
@@ -135,7 +136,7 @@ pub use connection::{CachedConnection, CachedStream, CachedTransaction};
 pub use either_connection::CachedConnectionTrait;
 pub use error::{Error, InvalidSetting, Result};
 pub use key::{CacheableEntity, KeyOf, key_text};
-pub use layer::{CacheLayer, CacheLayerBuilder, SHUTDOWN_DEADLINE};
+pub use layer::{CacheLayer, CacheLayerBuilder, METRICS_INTERVAL, SHUTDOWN_DEADLINE};
 pub use repository::{Get, Repository};
 pub use stats::CacheStats;
 

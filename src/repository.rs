@@ -444,8 +444,6 @@ impl<E: CacheableEntity> Repository<E> {
 
     /// A snapshot of the entity's cache figures.
     pub fn stats(&self) -> CacheStats {
-        let inner = &*self.inner;
-        let pending = inner.queue.as_ref().map_or(0, |q| q.depth());
-        inner.counters.snapshot(inner.store.len(), pending)
+        self.inner.stats()
     }
 }
