@@ -728,8 +728,6 @@ impl CacheLayer {
                 first_error.get_or_insert(err);
             }
         }
-        // The final flush's figures, for a recorder that is read after this.
-        self.publish_metrics();
         first_error.map_or(Ok(()), Err)
     }
 }
