@@ -25,6 +25,7 @@ use crate::invalidation::LogEntry;
 use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text};
 use crate::key_locks::KeyLocks;
 use crate::outbox::Outbox;
+use crate::spans::{self, LoadOutcome};
 use crate::stats::{CacheStats, Counters, bump};
 use crate::store::{Lookup, Store};
 
@@ -114,6 +115,7 @@ impl<E: CacheableEntity> EntityCache<E> {
 
     /// The miss path shared by every policy: wait for a load in flight, or run `load` and fill
     /// its result unless the key was invalidated meanwhile. A failed load caches nothing.
+    /// Traced: a `sea_orm_cache.load` span with the outcome ([`spans`]).
     pub(crate) async fn load_with<F, Fut>(
         &self,
         key: &KeyOf<E>,
@@ -124,8 +126,20 @@ impl<E: CacheableEntity> EntityCache<E> {
         Fut: Future<Output = Result<Option<Arc<E::Model>>>>,
     {
         bump(&self.counters.misses);
+        spans::load(self.name, self.load_after_miss(key, load)).await
+    }
+
+    async fn load_after_miss<F, Fut>(
+        &self,
+        key: &KeyOf<E>,
+        load: F,
+    ) -> (Result<Option<Arc<E::Model>>>, LoadOutcome)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Arc<E::Model>>>>,
+    {
         let (guard, stale) = match self.store.lookup_or_guard(key).await {
-            Lookup::Fresh(value) => return Ok(value),
+            Lookup::Fresh(value) => return (Ok(value), LoadOutcome::Coalesced),
             Lookup::Load { guard, stale } => (guard, stale),
         };
         let ticket = self.store.ticket();
@@ -133,7 +147,11 @@ impl<E: CacheableEntity> EntityCache<E> {
             Ok(value) => {
                 bump(&self.counters.loads);
                 self.store.fill_guarded(guard, key, ticket, value.clone());
-                Ok(value)
+                let outcome = match value {
+                    Some(_) => LoadOutcome::Loaded,
+                    None => LoadOutcome::Negative,
+                };
+                (Ok(value), outcome)
             }
             Err(err) => {
                 bump(&self.counters.load_errors);
@@ -142,9 +160,9 @@ impl<E: CacheableEntity> EntityCache<E> {
                         bump(&self.counters.stale_served);
                         let value = stale.value.clone();
                         self.store.restore_stale(guard, key, ticket, stale);
-                        Ok(value)
+                        (Ok(value), LoadOutcome::Stale)
                     }
-                    _ => Err(err),
+                    _ => (Err(err), LoadOutcome::Error),
                 }
             }
         }

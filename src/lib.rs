@@ -124,6 +124,7 @@ pub mod outbox;
 mod policy;
 mod repository;
 mod retry;
+mod spans;
 mod sql;
 mod stats;
 mod store;

@@ -134,7 +134,10 @@ fn describe() {
             LOADS,
             "Loads that reached the database (or the caller's loader) and succeeded.",
         ),
-        (LOAD_ERRORS, "Loads that failed; nothing was cached for them."),
+        (
+            LOAD_ERRORS,
+            "Loads that failed; nothing was cached for them.",
+        ),
         (
             EVICTIONS,
             "Entries removed, by cause: expired (TTL), capacity, invalidated, replaced (overwritten by a write or warming).",

@@ -16,6 +16,7 @@ use crate::entity_cache::EntityCache;
 use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text, keys_condition};
 use crate::policy::{self, PolicyPaths};
+use crate::spans;
 use crate::stats::{CacheStats, add, bump};
 
 /// An update's "no row has that key", whichever way the policy found out: SeaORM's
@@ -253,9 +254,12 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`Error::Encode`] and [`Error::OutboxRowTooLarge`] (the write is not acknowledged).
     pub async fn insert(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
         let inner = &*self.inner;
-        let model = self.paths.insert(inner, am).await?;
-        bump(&inner.counters.writes);
-        Ok(model)
+        spans::write(inner.name, "insert", async {
+            let model = self.paths.insert(inner, am).await?;
+            bump(&inner.counters.writes);
+            Ok(model)
+        })
+        .await
     }
 
     /// Updates the columns the ActiveModel sets, by its primary key.
@@ -271,13 +275,16 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`Error::OutboxRowTooLarge`] (write-behind: the write is not acknowledged).
     pub async fn update(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
         let inner = &*self.inner;
-        let model = self
-            .paths
-            .update(inner, am)
-            .await
-            .map_err(|err| missing_row(err, inner.name))?;
-        bump(&inner.counters.writes);
-        Ok(model)
+        spans::write(inner.name, "update", async {
+            let model = self
+                .paths
+                .update(inner, am)
+                .await
+                .map_err(|err| missing_row(err, inner.name))?;
+            bump(&inner.counters.writes);
+            Ok(model)
+        })
+        .await
     }
 
     /// Deletes a row by key; returns whether it existed. Under write-behind, readers see it
@@ -287,9 +294,12 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`Error::Db`] from the database.
     pub async fn delete(&self, key: KeyOf<E>) -> Result<bool> {
         let inner = &*self.inner;
-        let existed = self.paths.delete(inner, &key).await?;
-        bump(&inner.counters.writes);
-        Ok(existed)
+        spans::write(inner.name, "delete", async {
+            let existed = self.paths.delete(inner, &key).await?;
+            bump(&inner.counters.writes);
+            Ok(existed)
+        })
+        .await
     }
 
     /// Reads a row on `conn`, from the database (under write-behind, a pending write first,
@@ -324,13 +334,16 @@ impl<E: CacheableEntity> Repository<E> {
         am: E::ActiveModel,
         conn: &C,
     ) -> Result<Arc<E::Model>> {
-        let target = conn.target().await?;
-        let model = self
-            .paths
-            .save_in(&self.inner, target.txn(), am, true)
-            .await?;
-        target.finish().await?;
-        Ok(model)
+        spans::write(self.inner.name, "insert", async {
+            let target = conn.target().await?;
+            let model = self
+                .paths
+                .save_in(&self.inner, target.txn(), am, true)
+                .await?;
+            target.finish().await?;
+            Ok(model)
+        })
+        .await
     }
 
     /// [`update`](Self::update) on `conn`; the cache follows as for
@@ -345,14 +358,17 @@ impl<E: CacheableEntity> Repository<E> {
         am: E::ActiveModel,
         conn: &C,
     ) -> Result<Arc<E::Model>> {
-        let target = conn.target().await?;
-        let model = self
-            .paths
-            .save_in(&self.inner, target.txn(), am, false)
-            .await
-            .map_err(|err| missing_row(err, self.inner.name))?;
-        target.finish().await?;
-        Ok(model)
+        spans::write(self.inner.name, "update", async {
+            let target = conn.target().await?;
+            let model = self
+                .paths
+                .save_in(&self.inner, target.txn(), am, false)
+                .await
+                .map_err(|err| missing_row(err, self.inner.name))?;
+            target.finish().await?;
+            Ok(model)
+        })
+        .await
     }
 
     /// [`delete`](Self::delete) on `conn`; the key is invalidated after the outermost commit.
@@ -365,10 +381,13 @@ impl<E: CacheableEntity> Repository<E> {
         key: KeyOf<E>,
         conn: &C,
     ) -> Result<bool> {
-        let target = conn.target().await?;
-        let existed = self.paths.delete_in(&self.inner, target.txn(), key).await?;
-        target.finish().await?;
-        Ok(existed)
+        spans::write(self.inner.name, "delete", async {
+            let target = conn.target().await?;
+            let existed = self.paths.delete_in(&self.inner, target.txn(), key).await?;
+            target.finish().await?;
+            Ok(existed)
+        })
+        .await
     }
 
     /// Deletes the key's entry; the next read loads it again. A load of the key already in

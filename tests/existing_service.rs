@@ -181,18 +181,27 @@ async fn cached_service_serves_its_figures_on_get_metrics() {
     for _ in 0..2 {
         assert_eq!(request(addr, "GET", &path, "").await.0, 200); // hits
     }
-    assert_eq!(request(addr, "PATCH", &path, r#"{"name": "M2"}"#).await.0, 200);
+    assert_eq!(
+        request(addr, "PATCH", &path, r#"{"name": "M2"}"#).await.0,
+        200
+    );
 
     let (status, body) = request_text(addr, "GET", "/metrics", "").await;
     assert_eq!(status, 200);
     let metric = |series: &str| sample(&body, series);
     let stats = users.stats();
-    assert_eq!((stats.hits, stats.misses, stats.loads, stats.writes), (2, 1, 1, 2));
+    assert_eq!(
+        (stats.hits, stats.misses, stats.loads, stats.writes),
+        (2, 1, 1, 2)
+    );
     assert_eq!(metric(r#"sea_orm_cache_hits_total{entity="users"}"#), 2.0);
     assert_eq!(metric(r#"sea_orm_cache_misses_total{entity="users"}"#), 1.0);
     assert_eq!(metric(r#"sea_orm_cache_loads_total{entity="users"}"#), 1.0);
     assert_eq!(metric(r#"sea_orm_cache_writes_total{entity="users"}"#), 2.0);
-    assert_eq!(metric(r#"sea_orm_cache_load_errors_total{entity="users"}"#), 0.0);
+    assert_eq!(
+        metric(r#"sea_orm_cache_load_errors_total{entity="users"}"#),
+        0.0
+    );
     // The insert and the update each invalidated the key; only the update found it cached.
     assert_eq!(stats.local_invalidations, 2);
     assert_eq!(
@@ -209,10 +218,22 @@ async fn cached_service_serves_its_figures_on_get_metrics() {
     assert_eq!(request(addr, "GET", &path, "").await.0, 200); // the update invalidated: a miss
     assert_eq!(request(addr, "GET", &path, "").await.0, 200); // a hit
     let body = request_text(addr, "GET", "/metrics", "").await.1;
-    assert_eq!(sample(&body, r#"sea_orm_cache_hits_total{entity="users"}"#), 3.0);
-    assert_eq!(sample(&body, r#"sea_orm_cache_misses_total{entity="users"}"#), 2.0);
-    assert_eq!(sample(&body, r#"sea_orm_cache_loads_total{entity="users"}"#), 2.0);
-    assert_eq!(sample(&body, r#"sea_orm_cache_entries{entity="users"}"#), 1.0);
+    assert_eq!(
+        sample(&body, r#"sea_orm_cache_hits_total{entity="users"}"#),
+        3.0
+    );
+    assert_eq!(
+        sample(&body, r#"sea_orm_cache_misses_total{entity="users"}"#),
+        2.0
+    );
+    assert_eq!(
+        sample(&body, r#"sea_orm_cache_loads_total{entity="users"}"#),
+        2.0
+    );
+    assert_eq!(
+        sample(&body, r#"sea_orm_cache_entries{entity="users"}"#),
+        1.0
+    );
     cache.shutdown().await.unwrap();
 }
 
