@@ -634,7 +634,7 @@ impl CacheLayer {
     /// Every metric has the label `entity`, the entity's table name (`users`). Names follow
     /// Prometheus' conventions; the `CacheStats` field each is read from:
     ///
-    /// | metric | type | extra label | from [`CacheStats`] |
+    /// | metric | type | extra label | from [`CacheStats`](crate::CacheStats) |
     /// | --- | --- | --- | --- |
     /// | `sea_orm_cache_hits_total` | counter | | `hits` |
     /// | `sea_orm_cache_negative_hits_total` | counter | | `negative_hits` |
