@@ -33,7 +33,7 @@ use migration::{Migrator, MigratorTrait};
 use quick_cache::sync::Cache;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, Database, EntityTrait, QueryFilter};
-use sea_orm_cache::{CacheLayer, Coherence, Policy};
+use sea_orm_cache::{CacheLayer, Coherence, FreshnessConfig, Policy, Repository};
 use tokio::sync::Barrier;
 
 /// Rounds of the in-memory measurements (hit, peek, raw quick_cache), each measuring every
@@ -155,6 +155,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .build()
         .await?;
     let users = cache.repository::<user::Entity>()?;
+    // The same entity with the staleness sampler off, and at 1% of hits (the layer above
+    // samples the default 0.1%).
+    let (off_layer, users_off) = sampled_layer(&db, 0.0).await?;
+    let (pct_layer, users_pct) = sampled_layer(&db, 0.01).await?;
+    for id in std::iter::once(HOT).chain(SPREAD_BASE..SPREAD_BASE + SPREAD_KEYS) {
+        users_off.get(id).await?;
+        users_pct.get(id).await?;
+    }
 
     // Warm the hot key and the spread keys, into the repository and into a bare quick_cache
     // holding the same `Arc<user::Model>`s.
@@ -176,15 +184,30 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let hits_before = users.stats().hits;
     let mut f = HitFigures::default();
     for _ in 0..RUNS {
-        for (keys, raw, get, peek) in [
-            (&hot[..], &mut f.raw_hot, &mut f.get_hot, &mut f.peek_hot),
+        for (keys, raw, get, peek, off, pct) in [
+            (
+                &hot[..],
+                &mut f.raw_hot,
+                &mut f.get_hot,
+                &mut f.peek_hot,
+                &mut f.off_hot,
+                &mut f.pct_hot,
+            ),
             (
                 &sequence[..],
                 &mut f.raw_spread,
                 &mut f.get_spread,
                 &mut f.peek_spread,
+                &mut f.off_spread,
+                &mut f.pct_spread,
             ),
         ] {
+            *off = off.min(ns_per_read!(keys, |key| black_box(
+                users_off.get(black_box(key)).await?
+            )));
+            *pct = pct.min(ns_per_read!(keys, |key| black_box(
+                users_pct.get(black_box(key)).await?
+            )));
             *raw = raw.min(ns_per_read!(keys, |key| black_box(
                 raw_cache.get(black_box(&key))
             )));
@@ -207,6 +230,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         "no read missed after warming",
     )?;
     let hit = f.get_hot;
+    check(
+        users_off.freshness().is_none() && users_pct.freshness().is_some(),
+        "the sampler is off, then on",
+    )?;
+    off_layer.shutdown().await?;
+    pct_layer.shutdown().await?;
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     if std::env::args().any(|arg| arg == "--coherence") {
@@ -222,6 +251,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!();
         print_header();
         print_hit_rows(&f);
+        sampler_ceiling_row(&db).await?;
         cache.shutdown().await?;
         return Ok(());
     }
@@ -275,6 +305,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!();
     print_header();
     print_hit_rows(&f);
+    sampler_ceiling_row(&db).await?;
     println!(
         "| SeaORM `find_by_id(id).one(&db)` (in-memory SQLite) | {find:.0} | find_by_id / hit = {:.0}× |",
         find / hit
@@ -574,6 +605,10 @@ struct HitFigures {
     raw_spread: f64,
     get_spread: f64,
     peek_spread: f64,
+    off_hot: f64,
+    off_spread: f64,
+    pct_hot: f64,
+    pct_spread: f64,
 }
 
 impl Default for HitFigures {
@@ -585,6 +620,10 @@ impl Default for HitFigures {
             raw_spread: f64::INFINITY,
             get_spread: f64::INFINITY,
             peek_spread: f64::INFINITY,
+            off_hot: f64::INFINITY,
+            off_spread: f64::INFINITY,
+            pct_hot: f64::INFINITY,
+            pct_spread: f64::INFINITY,
         }
     }
 }
@@ -595,25 +634,119 @@ fn print_header() {
 }
 
 fn print_hit_rows(f: &HitFigures) {
-    for (keys, raw, get, peek) in [
-        ("one hot key", f.raw_hot, f.get_hot, f.peek_hot),
+    for (keys, raw, get, peek, off, pct) in [
+        (
+            "one hot key",
+            f.raw_hot,
+            f.get_hot,
+            f.peek_hot,
+            f.off_hot,
+            f.pct_hot,
+        ),
         (
             "10,000 random keys",
             f.raw_spread,
             f.get_spread,
             f.peek_spread,
+            f.off_spread,
+            f.pct_spread,
         ),
     ] {
         println!("| Raw quick_cache `get` of an `Arc<user::Model>`, {keys} | {raw:.1} | |");
         println!(
-            "| Repository hit (`users.get`, read-through), {keys} | {get:.1} | get / raw = {:.2}× |",
+            "| Repository hit (`users.get`, read-through, sampler at the default 0.1%), {keys} | {get:.1} | get / raw = {:.2}× |",
             get / raw
+        );
+        println!(
+            "| Repository hit, sampler off, {keys} | {off:.1} | get / raw = {:.2}× |",
+            off / raw
+        );
+        println!(
+            "| Repository hit, sampler at 1% of hits, {keys} | {pct:.1} | get / raw = {:.2}×; / sampler off = {:.2}× |",
+            pct / raw,
+            pct / off
         );
         println!(
             "| `users.peek`, {keys} | {peek:.1} | peek / raw = {:.2}× |",
             peek / raw
         );
     }
+}
+
+/// A layer of its own caching `users` with the staleness sampler at `rate` of hits.
+async fn sampled_layer(
+    db: &sea_orm::DatabaseConnection,
+    rate: f64,
+) -> Result<(CacheLayer, Repository<user::Entity>), Box<dyn Error>> {
+    let layer = CacheLayer::builder(db.clone())
+        .coherence(Coherence::off())
+        .cached::<user::Entity>(move |c| {
+            c.policy(Policy::ReadThrough)
+                .capacity(CAPACITY)
+                .freshness(FreshnessConfig::default().sample_rate(rate))
+        })
+        .build()
+        .await?;
+    let users = layer.repository::<user::Entity>()?;
+    Ok((layer, users))
+}
+
+/// Seconds of hits before the sampler's reads are counted (its first second's burst and
+/// grace delay), and seconds they are counted over.
+const CEILING_SETTLE_SECS: u64 = 2;
+const CEILING_SECS: u64 = 10;
+/// The ceiling the row holds the sampler to.
+const CEILING: u32 = 100;
+
+/// One row: a hot key read as fast as one task can, the sampler at 1% of hits with a ceiling
+/// of `CEILING` reads a second, so it is offered far more samples than it may read; the
+/// sampler's database reads per second, counted over `CEILING_SECS` once the first
+/// `CEILING_SETTLE_SECS` have passed.
+async fn sampler_ceiling_row(db: &sea_orm::DatabaseConnection) -> Result<(), Box<dyn Error>> {
+    let layer = CacheLayer::builder(db.clone())
+        .coherence(Coherence::off())
+        .cached::<user::Entity>(|c| {
+            c.policy(Policy::ReadThrough).freshness(
+                FreshnessConfig::default()
+                    .sample_rate(0.01)
+                    .max_samples_per_sec(CEILING),
+            )
+        })
+        .build()
+        .await?;
+    let users = layer.repository::<user::Entity>()?;
+    users.get(HOT).await?;
+    let read_for = |secs: u64| {
+        let users = users.clone();
+        async move {
+            let until = Instant::now() + std::time::Duration::from_secs(secs);
+            let mut hits = 0_u64;
+            while Instant::now() < until {
+                for _ in 0..10_000 {
+                    black_box(users.get(black_box(HOT)).await?);
+                }
+                hits += 10_000;
+                // Let the sampler's task (and the SQLite worker) run between batches.
+                tokio::task::yield_now().await;
+            }
+            Ok::<u64, Box<dyn Error>>(hits)
+        }
+    };
+    read_for(CEILING_SETTLE_SECS).await?;
+    let before = users.freshness().ok_or("sampler on")?;
+    let hits = read_for(CEILING_SECS).await?;
+    let after = users.freshness().ok_or("sampler on")?;
+    let reads_per_sec = (after.reads - before.reads) as f64 / CEILING_SECS as f64;
+    let offered_per_sec = hits as f64 / CEILING_SECS as f64 * 0.01;
+    check(after.reads > before.reads, "the sampler read")?;
+    println!(
+        "| Sampler at 1% of {:.1} M hits/s (one task, one hot key), `max_samples_per_sec = {CEILING}` | - | {reads_per_sec:.1} sample reads/s of {offered_per_sec:.0} offered/s (ceiling {CEILING}); {} throttled, {} dropped (queue full) |",
+        hits as f64 / CEILING_SECS as f64 / 1e6,
+        after.throttled - before.throttled,
+        after.dropped - before.dropped,
+    );
+    layer.shutdown().await?;
+    Ok(())
 }
 
 /// The next value of a splitmix64 sequence.

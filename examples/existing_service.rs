@@ -11,6 +11,7 @@
 //! curl -i localhost:3000/users/1
 //! curl -i -X PATCH localhost:3000/users/1 -H 'content-type: application/json' -d '{"name": "Ada L."}'
 //! curl -i -X DELETE localhost:3000/users/1
+//! curl -i localhost:3000/metrics                    # the cache's figures, for Prometheus
 //! ```
 //!
 //! It uses an in-memory SQLite database unless `DATABASE_URL` names another (the example
@@ -25,6 +26,8 @@
 //! `Repository` of `users` instead and read and write through it, so reads are answered from
 //! the cache and writes invalidate what they change. The README shows the diff between the
 //! two modules; `tests/existing_service.rs` drives both over HTTP and checks that diff.
+//! [`metrics_endpoint`] adds `GET /metrics` to the cached service: the cache's figures in
+//! Prometheus' text format.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -167,6 +170,51 @@ pub(crate) mod cached {
     }
 }
 
+/// `GET /metrics` for the cached service: the layer's metrics (`sea_orm_cache_*`, see
+/// `CacheLayer::publish_metrics`) in Prometheus' text format, through
+/// `metrics-exporter-prometheus`'s recorder, which this module installs (without the
+/// exporter's own HTTP listener: the service's router serves the text).
+pub(crate) mod metrics_endpoint {
+    use std::sync::OnceLock;
+
+    use axum::Router;
+    use axum::extract::State;
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+    use sea_orm_cache::CacheLayer;
+
+    /// `GET /metrics`. Installs the process's Prometheus recorder if it is not installed yet.
+    pub(crate) fn router(cache: &CacheLayer) -> Router {
+        recorder();
+        Router::new()
+            .route("/metrics", get(render))
+            .with_state(cache.clone())
+    }
+
+    /// The process's recorder. A process has one global recorder, installed once: routers
+    /// built again (the tests build several services in one process) share it.
+    fn recorder() -> &'static PrometheusHandle {
+        static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+        HANDLE.get_or_init(|| {
+            PrometheusBuilder::new()
+                .install_recorder()
+                .expect("no other metrics recorder is installed")
+        })
+    }
+
+    /// Publishes the layer's figures as of now, then renders every metric.
+    async fn render(State(cache): State<CacheLayer>) -> impl IntoResponse {
+        let recorder = recorder();
+        cache.publish_metrics();
+        (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            recorder.render(),
+        )
+    }
+}
+
 /// The body of `POST /users`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct NewUser {
@@ -250,10 +298,12 @@ pub(crate) async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 }
 
 /// The cache layer of the cached service: `users`, read-through, registered without a derive
-/// (its entity crate does not know about the cache).
+/// (its entity crate does not know about the cache). `GET /metrics` publishes the figures
+/// when it is scraped, so the layer's background publishing is off.
 pub(crate) async fn cache_layer(db: DatabaseConnection) -> sea_orm_cache::Result<CacheLayer> {
     CacheLayer::builder(db)
         .entity::<user::Entity>(|c| c.policy(Policy::ReadThrough).ttl(Duration::from_secs(300)))
+        .metrics_interval(None)
         .build()
         .await
 }
@@ -268,7 +318,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (plain::router(db), None)
     } else {
         let cache = cache_layer(db).await?;
-        (cached::router(&cache)?, Some(cache))
+        let app = cached::router(&cache)?.merge(metrics_endpoint::router(&cache));
+        (app, Some(cache))
     };
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let mode = if cache.is_some() { "with" } else { "without" };

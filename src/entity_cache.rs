@@ -21,12 +21,14 @@ use crate::clock::Clock;
 use crate::coherence::Journal;
 use crate::config::{CacheConfig, Policy};
 use crate::error::{Error, InvalidSetting, Result};
-use crate::freshness::{RowRead, SampleSource, Sampler};
+use crate::freshness::{Freshness, RowRead, SampleSource, Sampler};
 use crate::invalidation::LogEntry;
 use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text};
 use crate::key_locks::KeyLocks;
 use crate::outbox::Outbox;
-use crate::stats::{Counters, bump};
+use crate::sampler_counters::SamplerTotals;
+use crate::spans::{self, LoadOutcome};
+use crate::stats::{CacheStats, Counters, bump};
 use crate::store::{Lookup, Store, Ticket};
 
 /// One write's future, on a connection borrowed for `'c`.
@@ -125,9 +127,15 @@ impl<E: CacheableEntity> EntityCache<E> {
         })
     }
 
-    /// The layer's clock now.
-    pub(crate) fn store_clock_ms(&self) -> u64 {
-        self.clock.now_ms()
+    /// The sampler's report now; `None` when the sampler is off.
+    pub(crate) fn freshness(&self) -> Option<Freshness> {
+        let sampler = self.sampler.as_ref()?;
+        Some(sampler.report(self.clock.now_ms(), self.store.effective_ttl_ms()))
+    }
+
+    /// The sampler's running totals; `None` when the sampler is off.
+    pub(crate) fn sampler_totals(&self) -> Option<SamplerTotals> {
+        self.sampler.as_ref().map(Sampler::totals)
     }
 
     /// Starts the background work that needs the shared cache: the staleness sampler.
@@ -135,6 +143,12 @@ impl<E: CacheableEntity> EntityCache<E> {
         if let Some(sampler) = &self.sampler {
             sampler.start(self, self.clock.clone());
         }
+    }
+
+    /// A snapshot of the entity's counters, entries and outbox depth.
+    pub(crate) fn stats(&self) -> CacheStats {
+        let pending = self.queue.as_ref().map_or(0, |q| q.depth());
+        self.counters.snapshot(self.store.len(), pending)
     }
 
     /// Read-through read: the cache, else one coalesced load by key.
@@ -147,6 +161,7 @@ impl<E: CacheableEntity> EntityCache<E> {
 
     /// The miss path shared by every policy: wait for a load in flight, or run `load` and fill
     /// its result unless the key was invalidated meanwhile. A failed load caches nothing.
+    /// Traced: a `sea_orm_cache.load` span with the outcome ([`spans`]).
     pub(crate) async fn load_with<F, Fut>(
         &self,
         key: &KeyOf<E>,
@@ -157,8 +172,20 @@ impl<E: CacheableEntity> EntityCache<E> {
         Fut: Future<Output = Result<Option<Arc<E::Model>>>>,
     {
         bump(&self.counters.misses);
+        spans::load(self.name, self.load_after_miss(key, load)).await
+    }
+
+    async fn load_after_miss<F, Fut>(
+        &self,
+        key: &KeyOf<E>,
+        load: F,
+    ) -> (Result<Option<Arc<E::Model>>>, LoadOutcome)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<Arc<E::Model>>>>,
+    {
         let (guard, stale) = match self.store.lookup_or_guard(key).await {
-            Lookup::Fresh(value) => return Ok(value),
+            Lookup::Fresh(value) => return (Ok(value), LoadOutcome::Coalesced),
             Lookup::Load { guard, stale } => (guard, stale),
         };
         let ticket = self.store.ticket();
@@ -166,7 +193,11 @@ impl<E: CacheableEntity> EntityCache<E> {
             Ok(value) => {
                 bump(&self.counters.loads);
                 self.store.fill_guarded(guard, key, ticket, value.clone());
-                Ok(value)
+                let outcome = match value {
+                    Some(_) => LoadOutcome::Loaded,
+                    None => LoadOutcome::Negative,
+                };
+                (Ok(value), outcome)
             }
             Err(err) => {
                 bump(&self.counters.load_errors);
@@ -175,9 +206,9 @@ impl<E: CacheableEntity> EntityCache<E> {
                         bump(&self.counters.stale_served);
                         let value = stale.value.clone();
                         self.store.restore_stale(guard, key, ticket, stale);
-                        Ok(value)
+                        (Ok(value), LoadOutcome::Stale)
                     }
-                    _ => Err(err),
+                    _ => (Err(err), LoadOutcome::Error),
                 }
             }
         }

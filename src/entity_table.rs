@@ -168,10 +168,8 @@ impl<E: CacheableEntity> TableCache for EntityTable<E> {
 
     fn remote(&self, key: Option<&str>) {
         bump(&self.0.counters.remote_invalidations);
-        match key.and_then(|text| self.key_of_text(text)) {
-            Some(key) => self.0.store.invalidate(&key),
-            None => self.0.store.invalidate_all(),
-        }
+        let key = key.and_then(|text| self.key_of_text(text));
+        self.0.store.invalidate_remote(key.as_ref());
     }
 
     fn everything(&self) -> Effect {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use sea_orm::{DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Value};
 
+use crate::spans;
 use crate::sql::{self, Classified, Verb};
 
 /// Work to do on the cache once a write is committed, and, for an effect that changes what a
@@ -240,8 +241,19 @@ impl Planned {
     }
 }
 
-/// Runs every effect, in order.
+/// Runs every effect, in order, in a `sea_orm_cache.commit_effects` span (none when there is
+/// nothing to run).
 pub(crate) fn run(effects: Vec<Effect>) {
+    if effects.is_empty() {
+        return;
+    }
+    let mut entities = effects
+        .iter()
+        .filter_map(|e| e.log.as_ref().map(|l| l.entity));
+    let entity = entities
+        .next()
+        .filter(|first| entities.all(|other| other == *first));
+    let _span = spans::commit_effects(effects.len(), entity).entered();
     for effect in effects {
         (effect.run)();
     }

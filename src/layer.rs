@@ -3,7 +3,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,12 +22,17 @@ use crate::entity_table::EntityTable;
 use crate::error::{Error, Result};
 use crate::invalidation::Tables;
 use crate::key::CacheableEntity;
+use crate::metrics_export::{self, EntityMetrics};
 use crate::repository::Repository;
 
 /// How long [`CacheLayer::shutdown`] keeps flushing write-behind writes before it gives up
 /// (the rows stay in the outbox for the next start), unless
 /// [`CacheLayerBuilder::shutdown_deadline`] says otherwise.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How often the layer publishes its metrics ([`CacheLayer::publish_metrics`]) in the
+/// background, unless [`CacheLayerBuilder::metrics_interval`] says otherwise.
+pub const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the layer does to every entity without knowing its type: the background work (the
 /// write-behind flusher), stopped by [`CacheLayer::shutdown`], and
@@ -65,6 +70,7 @@ impl<E: CacheableEntity> Background for EntityCache<E> {
 struct Registered {
     cache: Arc<dyn Any + Send + Sync>,
     background: Arc<dyn Background>,
+    metrics: Arc<dyn EntityMetrics>,
 }
 
 type Register = Box<
@@ -93,6 +99,7 @@ pub struct CacheLayerBuilder {
     shutdown_deadline: Duration,
     /// `None`: on, except on an in-memory SQLite database.
     coherence: Option<Coherence>,
+    metrics_interval: Option<Duration>,
     entities: Vec<Registration>,
 }
 
@@ -193,7 +200,8 @@ impl CacheLayerBuilder {
             crate::hooks::register(&cache);
             Ok(Registered {
                 cache: cache.clone(),
-                background: cache,
+                background: cache.clone(),
+                metrics: cache,
             })
         });
         self.entities.push(Registration {
@@ -235,6 +243,16 @@ impl CacheLayerBuilder {
     /// up (default [`SHUTDOWN_DEADLINE`]).
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
         self.shutdown_deadline = deadline;
+        self
+    }
+
+    /// How often a background task publishes the layer's metrics
+    /// ([`CacheLayer::publish_metrics`]): every `interval` (default [`METRICS_INTERVAL`], one
+    /// second) until the layer is shut down or dropped. `None` (or a zero interval) starts no
+    /// task: for a service that publishes when it is scraped, calling `publish_metrics` from
+    /// its metrics endpoint, or that does not use metrics.
+    pub fn metrics_interval(mut self, interval: Option<Duration>) -> Self {
+        self.metrics_interval = interval;
         self
     }
 
@@ -302,6 +320,17 @@ impl CacheLayerBuilder {
             }
             None => None,
         };
+        let metrics: Arc<[Arc<dyn EntityMetrics>]> =
+            entities.values().map(|r| r.metrics.clone()).collect();
+        let metrics_task = self
+            .metrics_interval
+            .filter(|interval| !interval.is_zero())
+            .map(|interval| {
+                tokio::spawn(metrics_export::publish_every(
+                    Arc::downgrade(&metrics),
+                    interval,
+                ))
+            });
         Ok(CacheLayer {
             inner: Arc::new(LayerInner {
                 connection: CachedConnection::new(self.db.clone(), tables, journal),
@@ -309,6 +338,8 @@ impl CacheLayerBuilder {
                 clock,
                 shutdown_deadline: self.shutdown_deadline,
                 entities,
+                metrics,
+                metrics_task: Mutex::new(metrics_task),
                 tailer,
             }),
         })
@@ -321,8 +352,26 @@ struct LayerInner {
     clock: Clock,
     shutdown_deadline: Duration,
     entities: HashMap<TypeId, Registered>,
+    /// Every entity, as [`publish_metrics`](CacheLayer::publish_metrics) reads them; the
+    /// metrics task holds it weakly.
+    metrics: Arc<[Arc<dyn EntityMetrics>]>,
+    /// Publishes the metrics every `metrics_interval`; stopped by shutdown and drop.
+    metrics_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Reads the invalidation log, with coherence on.
     tailer: Option<Arc<Tailer>>,
+}
+
+impl LayerInner {
+    fn stop_metrics_task(&self) {
+        let task = self
+            .metrics_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            task.abort();
+        }
+    }
 }
 
 impl Drop for LayerInner {
@@ -330,6 +379,7 @@ impl Drop for LayerInner {
         if let Some(tailer) = &self.tailer {
             tailer.stop();
         }
+        self.stop_metrics_task();
     }
 }
 
@@ -392,6 +442,7 @@ impl CacheLayer {
             clock: None,
             shutdown_deadline: SHUTDOWN_DEADLINE,
             coherence: None,
+            metrics_interval: Some(METRICS_INTERVAL),
             entities: Vec::new(),
         }
     }
@@ -571,6 +622,68 @@ impl CacheLayer {
         }
     }
 
+    /// Publishes every registered entity's figures ([`Repository::stats`]) through the
+    /// [`metrics`](https://docs.rs/metrics) facade, now: to whatever recorder the service
+    /// installed (the crate ships none; without one this does nothing). Cheap and
+    /// synchronous: it reads the counters the cache keeps anyway and sets each metric to its
+    /// value (counters with `absolute`, gauges with `set`), so the hit path pays nothing for
+    /// metrics. A background task also calls it every
+    /// [`metrics_interval`](CacheLayerBuilder::metrics_interval) (one second by default); a
+    /// Prometheus endpoint may call it before it renders, for figures as of the scrape
+    /// (`examples/existing_service.rs` serves `GET /metrics` that way).
+    ///
+    /// Every metric has the label `entity`, the entity's table name (`users`). Names follow
+    /// Prometheus' conventions; the `CacheStats` field each is read from:
+    ///
+    /// | metric | type | extra label | from [`CacheStats`](crate::CacheStats) |
+    /// | --- | --- | --- | --- |
+    /// | `sea_orm_cache_hits_total` | counter | | `hits` |
+    /// | `sea_orm_cache_negative_hits_total` | counter | | `negative_hits` |
+    /// | `sea_orm_cache_misses_total` | counter | | `misses` |
+    /// | `sea_orm_cache_loads_total` | counter | | `loads` |
+    /// | `sea_orm_cache_load_errors_total` | counter | | `load_errors` |
+    /// | `sea_orm_cache_evictions_total` | counter | `cause="expired"` | `expired` |
+    /// | `sea_orm_cache_evictions_total` | counter | `cause="capacity"` | `evicted` |
+    /// | `sea_orm_cache_evictions_total` | counter | `cause="invalidated"` | `invalidated` |
+    /// | `sea_orm_cache_evictions_total` | counter | `cause="replaced"` | `replaced` |
+    /// | `sea_orm_cache_invalidations_total` | counter | `origin="local"` | `local_invalidations` |
+    /// | `sea_orm_cache_invalidations_total` | counter | `origin="remote"` | `remote_invalidations` |
+    /// | `sea_orm_cache_stale_fills_rejected_total` | counter | | `stale_fills_rejected` |
+    /// | `sea_orm_cache_stale_served_total` | counter | | `stale_served` |
+    /// | `sea_orm_cache_writes_total` | counter | | `writes` |
+    /// | `sea_orm_cache_write_retries_total` | counter | | `write_retries` |
+    /// | `sea_orm_cache_flushes_total` | counter | | `flushes` |
+    /// | `sea_orm_cache_flushed_rows_total` | counter | | `flushed_rows` |
+    /// | `sea_orm_cache_dead_lettered_total` | counter | | `dead_lettered` |
+    /// | `sea_orm_cache_entries` | gauge | | `entries` |
+    /// | `sea_orm_cache_write_behind_depth` | gauge | | `pending_writes` |
+    /// | `sea_orm_cache_write_behind_flush_lag_seconds` | gauge | | `flush_lag_ms` / 1000 |
+    ///
+    /// With the staleness sampler on (DESIGN G10; [`Repository::freshness`] has the report):
+    ///
+    /// | Name | Kind | Labels | Value |
+    /// |---|---|---|---|
+    /// | `sea_orm_cache_samples_total` | counter | `outcome` = `fresh`, `stale`, `discarded`, `dropped`, `throttled`, `error` | sampled hits since start |
+    /// | `sea_orm_cache_sample_reads_total` | counter | | the sampler's database reads |
+    /// | `sea_orm_cache_budget_breaches_total` | counter | | windows found over budget |
+    /// | `sea_orm_cache_staleness_ratio` | gauge | | [`Freshness::ratio`](crate::Freshness::ratio) over the window |
+    /// | `sea_orm_cache_staleness_ratio_lower_bound` | gauge | | the lower bound of its 95% interval |
+    /// | `sea_orm_cache_staleness_budget` | gauge | | the budget, when one is set |
+    /// | `sea_orm_cache_effective_ttl_seconds` | gauge | | [`Freshness::effective_ttl`](crate::Freshness::effective_ttl) |
+    ///
+    /// `evictions_total` counts entries removed; `invalidations_total` counts invalidations
+    /// asked for (a key, or a whole entity), whether or not an entry was cached for them:
+    /// `local` the ones this instance made (its writes, [`Repository::invalidate`],
+    /// [`invalidate_all`](Self::invalidate_all), ...), `remote` the ones other instances wrote
+    /// to the invalidation log and this one applied (with [`Coherence`] on).
+    ///
+    /// The values are this layer's. Two layers in one process with an entity of the same
+    /// table would publish under the same labels (counters keep the larger value, gauges the
+    /// last one set): one layer per process, as [`CacheLayer`] says.
+    pub fn publish_metrics(&self) {
+        metrics_export::publish(self.inner.metrics.iter().map(|entity| &**entity));
+    }
+
     /// The invalidation log tailer's figures; all zero with coherence off.
     pub fn coherence_stats(&self) -> CoherenceStats {
         self.inner
@@ -620,6 +733,7 @@ impl CacheLayer {
         if let Some(tailer) = &self.inner.tailer {
             tailer.stop();
         }
+        self.inner.stop_metrics_task();
         let deadline = tokio::time::Instant::now() + deadline;
         let mut first_error = None;
         for registered in self.inner.entities.values() {

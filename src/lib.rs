@@ -118,6 +118,7 @@ mod invalidation;
 mod key;
 mod key_locks;
 mod layer;
+mod metrics_export;
 #[cfg(feature = "migration")]
 pub mod migration;
 pub mod outbox;
@@ -125,6 +126,7 @@ mod policy;
 mod repository;
 mod retry;
 mod sampler_counters;
+mod spans;
 mod sql;
 mod stats;
 mod store;
@@ -138,7 +140,7 @@ pub use either_connection::CachedConnectionTrait;
 pub use error::{Error, InvalidSetting, Result};
 pub use freshness::Freshness;
 pub use key::{CacheableEntity, KeyOf, key_text};
-pub use layer::{CacheLayer, CacheLayerBuilder, SHUTDOWN_DEADLINE};
+pub use layer::{CacheLayer, CacheLayerBuilder, METRICS_INTERVAL, SHUTDOWN_DEADLINE};
 pub use repository::{Get, Repository};
 pub use stats::CacheStats;
 

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::freshness::Freshness;
 use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text, keys_condition};
 use crate::policy::{self, PolicyPaths};
+use crate::spans;
 use crate::stats::{CacheStats, add, bump};
 
 /// An update's "no row has that key", whichever way the policy found out: SeaORM's
@@ -254,9 +255,12 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`Error::Encode`] and [`Error::OutboxRowTooLarge`] (the write is not acknowledged).
     pub async fn insert(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
         let inner = &*self.inner;
-        let model = self.paths.insert(inner, am).await?;
-        bump(&inner.counters.writes);
-        Ok(model)
+        spans::write(inner.name, "insert", async {
+            let model = self.paths.insert(inner, am).await?;
+            bump(&inner.counters.writes);
+            Ok(model)
+        })
+        .await
     }
 
     /// Updates the columns the ActiveModel sets, by its primary key.
@@ -272,13 +276,16 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`Error::OutboxRowTooLarge`] (write-behind: the write is not acknowledged).
     pub async fn update(&self, am: E::ActiveModel) -> Result<Arc<E::Model>> {
         let inner = &*self.inner;
-        let model = self
-            .paths
-            .update(inner, am)
-            .await
-            .map_err(|err| missing_row(err, inner.name))?;
-        bump(&inner.counters.writes);
-        Ok(model)
+        spans::write(inner.name, "update", async {
+            let model = self
+                .paths
+                .update(inner, am)
+                .await
+                .map_err(|err| missing_row(err, inner.name))?;
+            bump(&inner.counters.writes);
+            Ok(model)
+        })
+        .await
     }
 
     /// Deletes a row by key; returns whether it existed. Under write-behind, readers see it
@@ -288,9 +295,12 @@ impl<E: CacheableEntity> Repository<E> {
     /// [`Error::Db`] from the database.
     pub async fn delete(&self, key: KeyOf<E>) -> Result<bool> {
         let inner = &*self.inner;
-        let existed = self.paths.delete(inner, &key).await?;
-        bump(&inner.counters.writes);
-        Ok(existed)
+        spans::write(inner.name, "delete", async {
+            let existed = self.paths.delete(inner, &key).await?;
+            bump(&inner.counters.writes);
+            Ok(existed)
+        })
+        .await
     }
 
     /// Reads a row on `conn`, from the database (under write-behind, a pending write first,
@@ -325,13 +335,16 @@ impl<E: CacheableEntity> Repository<E> {
         am: E::ActiveModel,
         conn: &C,
     ) -> Result<Arc<E::Model>> {
-        let target = conn.target().await?;
-        let model = self
-            .paths
-            .save_in(&self.inner, target.txn(), am, true)
-            .await?;
-        target.finish().await?;
-        Ok(model)
+        spans::write(self.inner.name, "insert", async {
+            let target = conn.target().await?;
+            let model = self
+                .paths
+                .save_in(&self.inner, target.txn(), am, true)
+                .await?;
+            target.finish().await?;
+            Ok(model)
+        })
+        .await
     }
 
     /// [`update`](Self::update) on `conn`; the cache follows as for
@@ -346,14 +359,17 @@ impl<E: CacheableEntity> Repository<E> {
         am: E::ActiveModel,
         conn: &C,
     ) -> Result<Arc<E::Model>> {
-        let target = conn.target().await?;
-        let model = self
-            .paths
-            .save_in(&self.inner, target.txn(), am, false)
-            .await
-            .map_err(|err| missing_row(err, self.inner.name))?;
-        target.finish().await?;
-        Ok(model)
+        spans::write(self.inner.name, "update", async {
+            let target = conn.target().await?;
+            let model = self
+                .paths
+                .save_in(&self.inner, target.txn(), am, false)
+                .await
+                .map_err(|err| missing_row(err, self.inner.name))?;
+            target.finish().await?;
+            Ok(model)
+        })
+        .await
     }
 
     /// [`delete`](Self::delete) on `conn`; the key is invalidated after the outermost commit.
@@ -366,10 +382,13 @@ impl<E: CacheableEntity> Repository<E> {
         key: KeyOf<E>,
         conn: &C,
     ) -> Result<bool> {
-        let target = conn.target().await?;
-        let existed = self.paths.delete_in(&self.inner, target.txn(), key).await?;
-        target.finish().await?;
-        Ok(existed)
+        spans::write(self.inner.name, "delete", async {
+            let target = conn.target().await?;
+            let existed = self.paths.delete_in(&self.inner, target.txn(), key).await?;
+            target.finish().await?;
+            Ok(existed)
+        })
+        .await
     }
 
     /// Deletes the key's entry; the next read loads it again. A load of the key already in
@@ -460,9 +479,7 @@ impl<E: CacheableEntity> Repository<E> {
     /// # }
     /// ```
     pub fn freshness(&self) -> Option<Freshness> {
-        let inner = &*self.inner;
-        let sampler = inner.sampler.as_ref()?;
-        Some(sampler.report(inner.store_clock_ms(), inner.store.effective_ttl_ms()))
+        self.inner.freshness()
     }
 
     /// Waits until the sampler has judged every sample taken before the call whose time has
@@ -477,8 +494,6 @@ impl<E: CacheableEntity> Repository<E> {
 
     /// A snapshot of the entity's cache figures.
     pub fn stats(&self) -> CacheStats {
-        let inner = &*self.inner;
-        let pending = inner.queue.as_ref().map_or(0, |q| q.depth());
-        inner.counters.snapshot(inner.store.len(), pending)
+        self.inner.stats()
     }
 }

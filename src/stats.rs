@@ -12,6 +12,8 @@ pub(crate) struct Counters {
     pub(crate) misses: AtomicU64,
     /// Invalidations other instances wrote to the log, applied here.
     pub(crate) remote_invalidations: AtomicU64,
+    /// Invalidations this instance asked for (a key, or the whole entity).
+    pub(crate) local_invalidations: AtomicU64,
     pub(crate) coalesced: AtomicU64,
     pub(crate) loads: AtomicU64,
     pub(crate) load_errors: AtomicU64,
@@ -54,6 +56,7 @@ impl Counters {
             negative_hits,
             misses: self.misses.load(Relaxed),
             remote_invalidations: self.remote_invalidations.load(Relaxed),
+            local_invalidations: self.local_invalidations.load(Relaxed),
             coalesced: self.coalesced.load(Relaxed),
             loads: self.loads.load(Relaxed),
             load_errors: self.load_errors.load(Relaxed),
@@ -96,8 +99,16 @@ pub struct CacheStats {
     /// Reads the cache could not answer.
     pub misses: u64,
     /// Invalidations written to the invalidation log by other instances and applied here
-    /// (a key, or the whole entity), with [`Coherence`](crate::Coherence) on.
+    /// (a key, or the whole entity), with [`Coherence`](crate::Coherence) on, whether or not
+    /// an entry was cached for them; a coherence reset (the tailer fell behind the log's
+    /// retention) counts one per entity too. Entries they removed count in `invalidated`.
     pub remote_invalidations: u64,
+    /// Invalidations this instance made itself (a key, or the whole entity), whether or not
+    /// an entry was cached for them: repository writes that invalidate, writes seen by the
+    /// layer's connection or the hooks, [`Repository::invalidate`](crate::Repository::invalidate)
+    /// and the `invalidate_all`s, a write-behind write dead-lettered. Entries they removed
+    /// count in `invalidated`.
+    pub local_invalidations: u64,
     /// Misses that waited for a load another caller had started (single flight).
     pub coalesced: u64,
     /// Loads that reached the database (or the caller's loader) and succeeded.
@@ -111,7 +122,9 @@ pub struct CacheStats {
     pub stale_served: u64,
     /// Entries removed because their TTL ran out.
     pub expired: u64,
-    /// Entries removed by an invalidation.
+    /// Entries removed by an invalidation, local or remote (an entity-wide one counts every
+    /// entry it dropped), or by a written row that could not be put because the key was
+    /// written or invalidated meanwhile (the key is invalidated instead).
     pub invalidated: u64,
     /// Entries evicted to stay within capacity.
     pub evicted: u64,

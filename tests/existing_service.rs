@@ -1,7 +1,8 @@
 //! `examples/existing_service.rs` over real HTTP: the service on a localhost port, driven by
 //! HTTP/1.1 requests on a TCP socket. With the cache, repeated reads make no query and a write
 //! through the service invalidates what it changed; without it, every read queries. Both answer
-//! the same. And the README's diff between the two versions is the one in the example.
+//! the same. The cached service's `GET /metrics` reports the cache's figures. And the README's
+//! diff between the two versions is the one in the example.
 
 #![allow(clippy::unwrap_used)] // Tests unwrap: a failure is the report.
 
@@ -43,6 +44,17 @@ async fn start(app: axum::Router) -> SocketAddr {
 
 /// One request on a new connection: the status, and the body as JSON (`Null` if empty).
 async fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let (status, body) = request_text(addr, method, path, body).await;
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&body).unwrap()
+    };
+    (status, body)
+}
+
+/// One request on a new connection: the status, and the body as text.
+async fn request_text(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
@@ -59,12 +71,7 @@ async fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16
         "expected a Content-Length body: {head}"
     );
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(body).unwrap()
-    };
-    (status, body)
+    (status, body.to_owned())
 }
 
 /// The user's `name`.
@@ -141,6 +148,102 @@ async fn cached_service_reads_from_the_cache_and_writes_through_it_invalidate() 
     assert_eq!(request(addr, "DELETE", &path, "").await.0, 204);
     assert_eq!(request(addr, "GET", &path, "").await.0, 404);
     assert_eq!(request(addr, "DELETE", &path, "").await.0, 404);
+    cache.shutdown().await.unwrap();
+}
+
+/// The value of the sample `series` (a metric name with its labels, as rendered) in a
+/// Prometheus text body; panics if it is missing.
+fn sample(body: &str, series: &str) -> f64 {
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no `{series}` in /metrics:\n{body}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Only this test scrapes `/metrics`, and the example's layers publish only when scraped, so
+/// the figures are this layer's alone and can be compared exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_service_serves_its_figures_on_get_metrics() {
+    let (db, _) = database().await;
+    let cache = service::cache_layer(db).await.unwrap();
+    let users = cache.repository::<entity_plain::users::Entity>().unwrap();
+    let app = service::cached::router(&cache)
+        .unwrap()
+        .merge(service::metrics_endpoint::router(&cache));
+    let addr = start(app).await;
+
+    let (status, ada) = request(addr, "POST", "/users", r#"{"email": "m@b.c", "name": "M"}"#).await;
+    assert_eq!(status, 201);
+    let path = format!("/users/{}", ada["id"]);
+    assert_eq!(request(addr, "GET", &path, "").await.0, 200); // a miss: loaded
+    for _ in 0..2 {
+        assert_eq!(request(addr, "GET", &path, "").await.0, 200); // hits
+    }
+    assert_eq!(
+        request(addr, "PATCH", &path, r#"{"name": "M2"}"#).await.0,
+        200
+    );
+
+    let (status, body) = request_text(addr, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    let metric = |series: &str| sample(&body, series);
+    let stats = users.stats();
+    assert_eq!(
+        (stats.hits, stats.misses, stats.loads, stats.writes),
+        (2, 1, 1, 2)
+    );
+    assert_eq!(metric(r#"sea_orm_cache_hits_total{entity="users"}"#), 2.0);
+    assert_eq!(metric(r#"sea_orm_cache_misses_total{entity="users"}"#), 1.0);
+    assert_eq!(metric(r#"sea_orm_cache_loads_total{entity="users"}"#), 1.0);
+    assert_eq!(metric(r#"sea_orm_cache_writes_total{entity="users"}"#), 2.0);
+    assert_eq!(
+        metric(r#"sea_orm_cache_load_errors_total{entity="users"}"#),
+        0.0
+    );
+    // The insert and the update each invalidated the key; only the update found it cached.
+    assert_eq!(stats.local_invalidations, 2);
+    assert_eq!(
+        metric(r#"sea_orm_cache_invalidations_total{entity="users",origin="local"}"#),
+        2.0
+    );
+    assert_eq!(
+        metric(r#"sea_orm_cache_evictions_total{entity="users",cause="invalidated"}"#),
+        1.0
+    );
+    assert_eq!(metric(r#"sea_orm_cache_entries{entity="users"}"#), 0.0);
+    // The staleness sampler's series (default: 0.1% of hits; none of 2 hits sampled yet).
+    let freshness = users.freshness().unwrap();
+    assert_eq!(
+        metric(r#"sea_orm_cache_effective_ttl_seconds{entity="users"}"#),
+        freshness.effective_ttl.as_secs_f64()
+    );
+    assert_eq!(
+        metric(r#"sea_orm_cache_samples_total{entity="users",outcome="stale"}"#),
+        freshness.stale as f64
+    );
+
+    // A scrape publishes the figures as of the scrape.
+    assert_eq!(request(addr, "GET", &path, "").await.0, 200); // the update invalidated: a miss
+    assert_eq!(request(addr, "GET", &path, "").await.0, 200); // a hit
+    let body = request_text(addr, "GET", "/metrics", "").await.1;
+    assert_eq!(
+        sample(&body, r#"sea_orm_cache_hits_total{entity="users"}"#),
+        3.0
+    );
+    assert_eq!(
+        sample(&body, r#"sea_orm_cache_misses_total{entity="users"}"#),
+        2.0
+    );
+    assert_eq!(
+        sample(&body, r#"sea_orm_cache_loads_total{entity="users"}"#),
+        2.0
+    );
+    assert_eq!(
+        sample(&body, r#"sea_orm_cache_entries{entity="users"}"#),
+        1.0
+    );
     cache.shutdown().await.unwrap();
 }
 

@@ -29,6 +29,7 @@ use super::stats::CoherenceStats;
 use crate::clock::Clock;
 use crate::clock::wall_ms;
 use crate::invalidation::Tables;
+use crate::spans;
 
 /// Most rows one poll reads past the cursor (MySQL/MariaDB, SQLite).
 const PAGE: i64 = 10_000;
@@ -50,6 +51,18 @@ enum Cursor {
         applied: BTreeMap<i64, ()>,
         gaps: BTreeMap<i64, Instant>,
     },
+}
+
+/// Runs `apply` over the log rows a poll read, in a `sea_orm_cache.remote_invalidations` span
+/// when there are any, recording how many other instances' rows it applied.
+fn traced(rows: &[QueryResult], apply: impl FnOnce() -> Result<usize, DbErr>) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return apply().map(drop);
+    }
+    let span = spans::remote_invalidations(rows.len());
+    let applied = span.in_scope(apply)?;
+    span.record("applied", applied);
+    Ok(())
 }
 
 /// Counts a layer's tailer keeps (see [`CoherenceStats`]).
@@ -183,11 +196,12 @@ impl Tailer {
             .await
     }
 
-    /// Applies one log row written by another instance; returns whether it was applied.
-    fn apply(&self, row: &QueryResult) -> Result<(), DbErr> {
+    /// Applies one log row written by another instance; returns whether it was applied
+    /// (this instance's own rows are not).
+    fn apply(&self, row: &QueryResult) -> Result<bool, DbErr> {
         let origin: String = row.try_get("", "origin")?;
         if origin == self.journal.origin {
-            return Ok(());
+            return Ok(false);
         }
         let entity: String = row.try_get("", "entity")?;
         let key: Option<String> = row.try_get("", "pk")?;
@@ -199,7 +213,7 @@ impl Tailer {
         self.counters.applied.fetch_add(1, Ordering::Relaxed);
         self.counters.last_lag_ms.store(lag, Ordering::Relaxed);
         self.counters.max_lag_ms.fetch_max(lag, Ordering::Relaxed);
-        Ok(())
+        Ok(true)
     }
 
     /// Reads and applies what is new since `cursor`, and moves it on.
@@ -210,14 +224,19 @@ impl Tailer {
                 // `xmin` first: every transaction below it has finished, so the read that
                 // follows (a later snapshot) sees all of their rows.
                 let next = self.xmin().await?;
-                for row in self.rows_from_xid(*xmin).await? {
-                    let id: i64 = row.try_get("", "id")?;
-                    if applied.contains_key(&id) {
-                        continue;
+                let rows = self.rows_from_xid(*xmin).await?;
+                traced(&rows, || {
+                    let mut n = 0;
+                    for row in &rows {
+                        let id: i64 = row.try_get("", "id")?;
+                        if applied.contains_key(&id) {
+                            continue;
+                        }
+                        n += usize::from(self.apply(row)?);
+                        applied.insert(id, text_u64(row, "txid")?);
                     }
-                    self.apply(&row)?;
-                    applied.insert(id, text_u64(&row, "txid")?);
-                }
+                    Ok(n)
+                })?;
                 applied.retain(|_, txid| *txid >= next);
                 *xmin = next;
             }
@@ -236,15 +255,19 @@ impl Tailer {
                     ))
                     .await?;
                 let now = Instant::now();
-                for row in &rows {
-                    let id: i64 = row.try_get("", "id")?;
-                    if applied.contains_key(&id) {
-                        continue;
+                traced(&rows, || {
+                    let mut n = 0;
+                    for row in &rows {
+                        let id: i64 = row.try_get("", "id")?;
+                        if applied.contains_key(&id) {
+                            continue;
+                        }
+                        n += usize::from(self.apply(row)?);
+                        applied.insert(id, ());
+                        gaps.remove(&id);
                     }
-                    self.apply(row)?;
-                    applied.insert(id, ());
-                    gaps.remove(&id);
-                }
+                    Ok(n)
+                })?;
                 // Ids below the newest one seen that are still missing: since when.
                 let newest = applied.keys().next_back().copied().unwrap_or(*through);
                 for id in *through + 1..newest {

@@ -42,10 +42,12 @@ impl OverBudget {
 /// use std::time::Duration;
 /// use sea_orm_cache::{CacheConfig, FreshnessConfig, OverBudget};
 /// let config = CacheConfig::default()
+///     .freshness(FreshnessConfig::default().sample_rate(0.01).max_samples_per_sec(50))
+///     // Shorthands for two of its settings (`freshness(..)` replaces all of them: set it first).
 ///     .staleness_budget(Some(0.0001)) // 0.01%: four nines fresh
-///     .on_over_budget(OverBudget::ShortenTtl)
-///     .freshness(FreshnessConfig::default().sample_rate(0.01).max_samples_per_sec(50));
+///     .on_over_budget(OverBudget::ShortenTtl);
 /// assert_eq!(config.freshness.budget, Some(0.0001));
+/// assert_eq!(config.freshness.sample_rate, 0.01);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]

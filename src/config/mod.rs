@@ -200,7 +200,10 @@ impl CacheConfig {
         self
     }
 
-    /// Sets the staleness sampler's settings.
+    /// Sets the staleness sampler's settings, all of them (the budget too): call it before
+    /// [`staleness_budget`](Self::staleness_budget) and
+    /// [`on_over_budget`](Self::on_over_budget), or use
+    /// [`map_freshness`](Self::map_freshness) to change some.
     #[must_use]
     pub fn freshness(mut self, freshness: FreshnessConfig) -> Self {
         self.freshness = freshness;

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::clock::Clock;
 use crate::config::FreshnessConfig;
 use crate::error::Result;
-use crate::sampler_counters::SamplerCounters;
+use crate::sampler_counters::{SamplerCounters, SamplerTotals};
 use crate::stats::bump;
 use crate::store::{Sample, SampleQueue, SamplerMessage, Ticket};
 
@@ -123,6 +123,11 @@ impl<K: Send + Sync + 'static, M: Send + Sync + 'static> Sampler<K, M> {
         if self.tx.send(SamplerMessage::Settle(reply)).await.is_ok() {
             let _ = done.await;
         }
+    }
+
+    /// The running totals.
+    pub(crate) fn totals(&self) -> SamplerTotals {
+        self.shared.counters.totals()
     }
 
     /// The report as of `now_ms`.

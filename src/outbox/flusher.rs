@@ -23,6 +23,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, TransactionOptions,
     TransactionTrait,
 };
+use tracing::Instrument;
 
 use super::pending::DELETE;
 use super::queue::Outbox;
@@ -31,6 +32,7 @@ use crate::clock::wall_ms;
 use crate::error::Result;
 use crate::invalidation::Effect;
 use crate::key::{CacheableEntity, KeyOf, key_of_model, keys_condition};
+use crate::spans;
 use crate::stats::{add, bump};
 
 /// Backoff after the first failure; it doubles per attempt up to [`MAX_BACKOFF_MS`].
@@ -437,7 +439,8 @@ impl<E: CacheableEntity> Outbox<E> {
     }
 
     /// One batch: `(more, keys applied)`, where `more` says the batch was full, so rows
-    /// that were waiting when it began may be left.
+    /// that were waiting when it began may be left. A batch that claimed rows is traced: a
+    /// `sea_orm_cache.flush` span with the rows it wrote and its outcome.
     async fn round(&self) -> Result<(bool, usize)> {
         let txn = self.begin().await?;
         let mark = self.store.flush_mark();
@@ -447,6 +450,32 @@ impl<E: CacheableEntity> Outbox<E> {
             txn.commit().await?;
             return Ok((false, 0));
         }
+        let span = spans::flush(self.entity, claimed);
+        let result = self
+            .apply_claimed(txn, rows, mark)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok((_, applied, outcome)) => {
+                span.record("rows", applied);
+                span.record("outcome", outcome);
+            }
+            Err(_) => {
+                span.record("outcome", "error");
+            }
+        }
+        result.map(|(more, applied, _)| (more, applied))
+    }
+
+    /// [`round`](Self::round) once it has claimed `rows` on `txn`: `(more, keys applied,
+    /// outcome)`, the outcome `ok`, or `by_key` when the batch failed and was applied key by key.
+    async fn apply_claimed(
+        &self,
+        txn: DatabaseTransaction,
+        rows: Vec<outbox_row::Model>,
+        mark: u64,
+    ) -> Result<(bool, usize, &'static str)> {
+        let claimed = rows.len();
         // A claim cut short by its limit may have left newer rows of a key it applies: its
         // entries stay pinned for a later round.
         let mark = (claimed as u64 != MAX_CLAIM_ROWS).then_some(mark);
@@ -454,7 +483,7 @@ impl<E: CacheableEntity> Outbox<E> {
         if keys.is_empty() {
             // Everything claimed waits behind older rows held elsewhere.
             txn.commit().await?;
-            return Ok((false, 0));
+            return Ok((false, 0, "ok"));
         }
         let more = truncated || claimed as u64 == MAX_CLAIM_ROWS;
         let mut written = Vec::with_capacity(keys.len());
@@ -462,7 +491,7 @@ impl<E: CacheableEntity> Outbox<E> {
             Ok(applied) => {
                 txn.commit().await?;
                 self.record(&applied, &written, mark);
-                Ok((more, applied.keys))
+                Ok((more, applied.keys, "ok"))
             }
             // A batch refused for any reason, a deadlock included, is retried key by key.
             Err(err) => {
@@ -472,7 +501,7 @@ impl<E: CacheableEntity> Outbox<E> {
                 for key in keys {
                     applied_keys += self.apply_one(key, mark).await?;
                 }
-                Ok((more, applied_keys))
+                Ok((more, applied_keys, "by_key"))
             }
         }
     }

@@ -460,8 +460,24 @@ where
         unchanged
     }
 
-    /// Deletes a key's entry and refuses every load of the key that started before.
+    /// Deletes a key's entry and refuses every load of the key that started before; counted
+    /// as a local invalidation.
     pub(crate) fn invalidate(&self, key: &K) {
+        bump(&self.counters.local_invalidations);
+        self.remove(key);
+    }
+
+    /// Applies another instance's invalidation (the caller counts it): the key's, as
+    /// [`invalidate`](Self::invalidate) does, or (`None`) the whole entity's, as
+    /// [`invalidate_all`](Self::invalidate_all) does.
+    pub(crate) fn invalidate_remote(&self, key: Option<&K>) {
+        match key {
+            Some(key) => self.remove(key),
+            None => self.clear(),
+        }
+    }
+
+    fn remove(&self, key: &K) {
         let mut stripe = lock(self.stripe(key));
         stripe.epoch = self.next_epoch();
         stripe.set_dirty(key, None);
@@ -472,6 +488,7 @@ where
 
     /// Invalidates a key and refuses every fill of its stripe for `for_ms` milliseconds.
     pub(crate) fn quarantine(&self, key: &K, for_ms: u64) {
+        bump(&self.counters.local_invalidations);
         let until = self.clock.now_ms().saturating_add(for_ms);
         let mut stripe = lock(self.stripe(key));
         stripe.epoch = self.next_epoch();
@@ -482,8 +499,14 @@ where
         }
     }
 
-    /// Makes every entry of the entity stale, and every load in flight unfit to fill.
+    /// Makes every entry of the entity stale, and every load in flight unfit to fill; counted
+    /// as a local invalidation.
     pub(crate) fn invalidate_all(&self) {
+        bump(&self.counters.local_invalidations);
+        self.clear();
+    }
+
+    fn clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.next_epoch();
         let before = self.cache.len();

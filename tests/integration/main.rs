@@ -24,6 +24,7 @@ mod policies;
 mod retry;
 mod single_flight;
 mod stale_fill;
+mod traces;
 mod transactions;
 mod warm;
 mod write_behind;
