@@ -117,7 +117,9 @@ impl<E: CacheableEntity> Repository<E> {
     /// The future yields [`Error::Db`] if the load failed (nothing is cached), or
     /// [`Error::LoaderRequired`] for a cache-aside entity, which never loads by itself: use
     /// [`get_or_load`](Self::get_or_load).
-    #[inline]
+    // Always inlined: with the sampler's (cold) call on the hit path, the compiler stopped
+    // inlining `get` into callers, and a hit cost 36 ns instead of 30 (bench, hits-only).
+    #[inline(always)]
     pub fn get(&self, key: KeyOf<E>) -> Get<'_, E> {
         Get(match self.inner.store.hit(&key) {
             Some(value) => GetState::Hit(Some(value)),

@@ -3,8 +3,10 @@
 //! budget once per bucket of the window.
 //!
 //! One task per sampled entity, reading one row at a time: its database load is at most
-//! `max_samples_per_sec` reads per second (a token bucket on the layer's clock; samples past
-//! it are dropped and counted), whatever the hit rate.
+//! `max_samples_per_sec` reads per second, whatever the hit rate. The hit side admits at most
+//! that many picked hits per clock second (the rest are counted as throttled before they cost
+//! a clone or a send), and the task holds what it receives to a token bucket on the layer's
+//! clock (bursts of at most a second's worth).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -83,6 +85,7 @@ impl<K: Send + Sync + 'static, M: Send + Sync + 'static> Sampler<K, M> {
         let queue = SampleQueue::new(
             config.sample_rate,
             config.queue,
+            config.max_samples_per_sec,
             tx.clone(),
             waiting.clone(),
             counters.clone(),

@@ -76,6 +76,8 @@ pub(crate) struct Store<K, M> {
     effective_ttl_ms: AtomicU64,
     /// Picks hits for the staleness sampler; `None` with a sample rate of 0.
     sampler: Option<SampleQueue<K, M>>,
+    /// The sampler's pick threshold (0: never), beside the fields a hit reads.
+    sample_threshold: u64,
     jitter: f64,
     negative_ttl_ms: Option<u64>,
     stale_if_error_ms: Option<u64>,
@@ -125,6 +127,7 @@ where
             clock,
             ttl_ms,
             effective_ttl_ms: AtomicU64::new(ttl_ms),
+            sample_threshold: sampler.as_ref().map_or(0, SampleQueue::threshold),
             sampler,
             jitter: config.ttl_jitter,
             negative_ttl_ms: config.negative_ttl.map(|d| d.as_millis() as u64),
@@ -142,17 +145,16 @@ where
     /// The hit path: one quick_cache lookup, one clock read, one generation read, and the
     /// sampler's pick (a multiplication and a comparison). No allocation, no lock beyond
     /// quick_cache's shard read lock. `None` means "not cached".
-    #[inline]
+    // Always inlined into `Repository::get`, for the same reason as it.
+    #[inline(always)]
     pub(crate) fn hit(&self, key: &K) -> Option<Option<Arc<M>>> {
         let entry = self.cache.get(key)?;
         if !self.is_fresh(&entry) {
             return None;
         }
         let count = self.counters.hits.bump(entry.value.is_none());
-        if let Some(sampler) = &self.sampler
-            && sampler.picks(count)
-        {
-            self.sample(sampler, key, &entry);
+        if self.sample_threshold != 0 && sample::picks(count, self.sample_threshold) {
+            self.sample(key);
         }
         Some(entry.value)
     }
@@ -161,18 +163,26 @@ where
     /// default).
     #[cold]
     #[inline(never)]
-    fn sample(&self, sampler: &SampleQueue<K, M>, key: &K, entry: &Entry<M>) {
+    fn sample(&self, key: &K) {
+        let (Some(sampler), Some(entry)) = (&self.sampler, self.cache.peek(key)) else {
+            return;
+        };
+        let (value, expires_at) = (entry.value, entry.expires_at);
         // The longest life the entry can have been given.
-        let lifetime = match &entry.value {
+        let lifetime = match &value {
             Some(_) => self.ttl_ms,
             None => self.negative_ttl_ms.unwrap_or(0).min(self.ttl_ms),
         };
+        let now = self.clock.now_ms();
+        if !sampler.admit(now) {
+            return;
+        }
         sampler.offer(Sample {
             key: key.clone(),
-            value: entry.value.clone(),
+            value,
             ticket: self.ticket(),
-            hit_ms: self.clock.now_ms(),
-            filled_after_ms: entry.expires_at.saturating_sub(lifetime),
+            hit_ms: now,
+            filled_after_ms: expires_at.saturating_sub(lifetime),
         });
     }
 
