@@ -1,4 +1,4 @@
-//! The hit path's side of the staleness sampler: which hits are sampled ([`SampleQueue::picks`],
+//! The hit path's side of the staleness sampler: which hits are sampled ([`picks`],
 //! one multiplication and one comparison) and handing a sample to the sampler task without
 //! waiting ([`SampleQueue::offer`]). The task itself is `freshness::sampler`.
 
