@@ -324,13 +324,17 @@ impl CacheLayerBuilder {
         for registered in entities.values() {
             registered.background.check().await?;
         }
+        // Collected before the await: an iterator with a closure held across it would keep
+        // `build`'s future from being `Send` for every lifetime.
+        let captured: Vec<(Triggers, bool)> = entities
+            .values()
+            .filter_map(|r| r.triggers.clone().map(|t| (t, r.trigger_logged)))
+            .collect();
         crate::triggers::prepare(
             &self.db,
             journal.as_deref(),
             self.install_triggers,
-            entities
-                .values()
-                .filter_map(|r| r.triggers.as_ref().map(|t| (t, r.trigger_logged))),
+            captured,
         )
         .await?;
         let tables = Arc::new(tables);

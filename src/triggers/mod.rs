@@ -9,10 +9,16 @@
 //! from a migration:
 //!
 //! ```no_run
+//! # mod sea_orm_migration { pub use ::migration as prelude; }
 //! use sea_orm_migration::prelude::*;
 //!
-//! #[derive(DeriveMigrationName)]
 //! pub struct Migration;
+//!
+//! impl MigrationName for Migration {
+//!     fn name(&self) -> &str {
+//!         "m20260601_000001_user_triggers"
+//!     }
+//! }
 //!
 //! #[async_trait::async_trait]
 //! impl MigrationTrait for Migration {

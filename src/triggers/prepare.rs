@@ -16,11 +16,11 @@ use crate::error::{Error, Result};
 /// # Errors
 /// [`Error::Db`] from the database; [`Error::TriggersMissing`] for triggers neither installed
 /// nor asked for.
-pub(crate) async fn prepare<'t>(
+pub(crate) async fn prepare(
     db: &DatabaseConnection,
     journal: Option<&Journal>,
     install: bool,
-    captured: impl IntoIterator<Item = (&'t Triggers, bool)>,
+    captured: Vec<(Triggers, bool)>,
 ) -> Result<()> {
     let mut skipped = HashSet::new();
     for (triggers, trigger_logged) in captured {
@@ -32,7 +32,7 @@ pub(crate) async fn prepare<'t>(
             });
         }
         if trigger_logged {
-            skipped.insert(triggers.table.clone());
+            skipped.insert(triggers.table);
         }
     }
     if let Some(journal) = journal {
