@@ -330,7 +330,7 @@ impl CacheLayerBuilder {
             .values()
             .filter_map(|r| r.triggers.clone().map(|t| (t, r.trigger_logged)))
             .collect();
-        crate::triggers::prepare(
+        crate::triggers::prepare::prepare(
             &self.db,
             journal.as_deref(),
             self.install_triggers,

@@ -32,3 +32,26 @@ impl Capture {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests unwrap: a failure is the report.
+mod tests {
+    use super::Capture;
+    use crate::CacheConfig;
+
+    #[test]
+    fn a_config_file_and_the_builder_set_it() {
+        let config: CacheConfig = serde_json::from_str(r#"{ "capture": "triggers" }"#).unwrap();
+        assert_eq!(config.capture, Capture::Triggers);
+        assert_eq!(CacheConfig::default().capture, Capture::Layer);
+        let err = serde_json::from_str::<CacheConfig>(r#"{ "capture": "trigger" }"#).unwrap_err();
+        assert!(err.to_string().contains("did you mean `triggers`"), "{err}");
+        for capture in Capture::ALL {
+            let text = format!(r#"{{ "capture": "{}" }}"#, capture.name());
+            assert_eq!(
+                serde_json::from_str::<CacheConfig>(&text).unwrap().capture,
+                capture
+            );
+        }
+    }
+}

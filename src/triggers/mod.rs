@@ -55,36 +55,24 @@
 
 mod key_sql;
 mod postgres;
-mod prepare;
+pub(crate) mod prepare;
 mod row_level;
+mod spec;
 
-pub(crate) use prepare::prepare;
+pub use spec::ORIGIN;
 
 use sea_orm::{ColumnTrait, IdenStatic, Statement};
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Iterable, PrimaryKeyToColumn};
 
 use crate::error::{Error, InvalidSetting, Result};
 use key_sql::{KeyColumn, KeyKind};
-
-/// The `origin` of the log rows the triggers write. A layer's own origin is a process id, a
-/// time and a random number, so no layer skips these rows as its own.
-pub const ORIGIN: &str = "trigger";
-
-/// Name suffixes of the Postgres triggers (the function's is `log`).
-const POSTGRES_SUFFIXES: [&str; 4] = ["ins", "upd", "del", "trunc"];
-/// Name suffixes of the MariaDB/MySQL and SQLite triggers.
-const ROW_SUFFIXES: [&str; 3] = ["ins", "upd", "del"];
-
-/// Longest identifier every backend accepts (Postgres: 63 bytes).
-const MAX_NAME: usize = 63;
+use spec::{POSTGRES_SUFFIXES, ROW_SUFFIXES, Spec};
 
 /// The triggers that log an entity's changes: its table, its key columns and the DDL that
 /// installs and removes them on each backend. Made by [`for_entity`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Triggers {
-    table: String,
-    schema: Option<String>,
-    keys: Vec<KeyColumn>,
+    spec: Spec,
 }
 
 /// The triggers of entity `E`.
@@ -116,9 +104,11 @@ pub fn for_entity<E: EntityTrait>() -> Result<Triggers> {
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Triggers {
-        table: entity.table_name().to_owned(),
-        schema: entity.schema_name().map(str::to_owned),
-        keys,
+        spec: Spec {
+            table: entity.table_name().to_owned(),
+            schema: entity.schema_name().map(str::to_owned),
+            keys,
+        },
     })
 }
 
@@ -141,30 +131,15 @@ pub async fn uninstall<E: EntityTrait, C: ConnectionTrait>(db: &C) -> Result<()>
 impl Triggers {
     /// The entity's table.
     pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    /// The name of one of this library's objects on the table: `sea_orm_cache_<table>_<suffix>`,
-    /// or, past the identifier limit, the table name cut short and a hash of it.
-    fn name(&self, suffix: &str) -> String {
-        let name = format!("sea_orm_cache_{}_{suffix}", self.table);
-        if name.len() <= MAX_NAME {
-            return name;
-        }
-        // FNV-1a: stable across builds and platforms, unlike std's hasher.
-        let hash = self.table.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        let short: String = self.table.chars().take(24).collect();
-        format!("sea_orm_cache_{short}_{hash:016x}_{suffix}")
+        &self.spec.table
     }
 
     /// The statements that install the triggers on `backend`, in order. Each may run again:
     /// a trigger that exists is kept.
     pub fn up(&self, backend: DbBackend) -> Vec<String> {
         match backend {
-            DbBackend::Postgres => postgres::up(self),
-            _ => row_level::up(backend, self),
+            DbBackend::Postgres => postgres::up(&self.spec),
+            _ => row_level::up(backend, &self.spec),
         }
     }
 
@@ -172,8 +147,8 @@ impl Triggers {
     /// creates, in order. Each may run again.
     pub fn down(&self, backend: DbBackend) -> Vec<String> {
         match backend {
-            DbBackend::Postgres => postgres::down(self),
-            _ => row_level::down(backend, self),
+            DbBackend::Postgres => postgres::down(&self.spec),
+            _ => row_level::down(backend, &self.spec),
         }
     }
 
@@ -204,8 +179,8 @@ impl Triggers {
     pub async fn installed<C: ConnectionTrait>(&self, db: &C) -> Result<bool> {
         let backend = db.get_database_backend();
         let (sql, expected) = match backend {
-            DbBackend::Postgres => (postgres::count(self), POSTGRES_SUFFIXES.len()),
-            _ => (row_level::count(backend, self), ROW_SUFFIXES.len()),
+            DbBackend::Postgres => (postgres::count(&self.spec), POSTGRES_SUFFIXES.len()),
+            _ => (row_level::count(backend, &self.spec), ROW_SUFFIXES.len()),
         };
         let row = db
             .query_one_raw(Statement::from_string(backend, sql))
@@ -231,24 +206,15 @@ mod tests {
 
     fn users() -> Triggers {
         Triggers {
-            table: "users".to_owned(),
-            schema: None,
-            keys: vec![KeyColumn {
-                name: "id".to_owned(),
-                kind: KeyKind::Integer,
-            }],
+            spec: Spec {
+                table: "users".to_owned(),
+                schema: None,
+                keys: vec![KeyColumn {
+                    name: "id".to_owned(),
+                    kind: KeyKind::Integer,
+                }],
+            },
         }
-    }
-
-    #[test]
-    fn names_fit_every_backend() {
-        let mut long = users();
-        long.table = "t".repeat(80);
-        for suffix in POSTGRES_SUFFIXES {
-            assert!(long.name(suffix).len() <= MAX_NAME);
-        }
-        assert_ne!(long.name("ins"), long.name("upd"));
-        assert_eq!(users().name("ins"), "sea_orm_cache_users_ins");
     }
 
     #[test]

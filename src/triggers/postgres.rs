@@ -6,8 +6,8 @@
 
 use sea_orm::DbBackend;
 
-use super::Triggers;
 use super::key_sql::{ident, key_expr, literal, now_ms};
+use super::spec::{ORIGIN, Spec};
 use crate::coherence::{CHANNEL, INVALIDATION_TABLE};
 
 const BACKEND: DbBackend = DbBackend::Postgres;
@@ -17,7 +17,7 @@ const OLD_ROWS: &str = "sea_orm_cache_old";
 const NEW_ROWS: &str = "sea_orm_cache_new";
 
 /// `name`, qualified with the table's schema if it has one.
-fn qualified(triggers: &Triggers, name: &str) -> String {
+fn qualified(triggers: &Spec, name: &str) -> String {
     match &triggers.schema {
         Some(schema) => format!("{}.{}", ident(BACKEND, schema), ident(BACKEND, name)),
         None => ident(BACKEND, name),
@@ -26,13 +26,13 @@ fn qualified(triggers: &Triggers, name: &str) -> String {
 
 /// The statements that install the triggers; each may run again (the function is replaced
 /// by itself, a trigger that exists is kept).
-pub(super) fn up(triggers: &Triggers) -> Vec<String> {
+pub(super) fn up(triggers: &Spec) -> Vec<String> {
     let table = qualified(triggers, &triggers.table);
     let function = qualified(triggers, &triggers.name("log"));
     let insert = format!(
         "INSERT INTO {INVALIDATION_TABLE} (entity, pk, origin, created_at) SELECT {}, k, {}, {} FROM",
         literal(&triggers.table),
-        literal(super::ORIGIN),
+        literal(ORIGIN),
         now_ms(BACKEND),
     );
     let old_key = key_expr(BACKEND, "o", &triggers.keys);
@@ -97,9 +97,9 @@ pub(super) fn up(triggers: &Triggers) -> Vec<String> {
 }
 
 /// The statements that remove the triggers and their function; each may run again.
-pub(super) fn down(triggers: &Triggers) -> Vec<String> {
+pub(super) fn down(triggers: &Spec) -> Vec<String> {
     let table = qualified(triggers, &triggers.table);
-    let mut statements: Vec<String> = super::POSTGRES_SUFFIXES
+    let mut statements: Vec<String> = super::spec::POSTGRES_SUFFIXES
         .iter()
         .map(|suffix| {
             format!(
@@ -116,8 +116,8 @@ pub(super) fn down(triggers: &Triggers) -> Vec<String> {
 }
 
 /// Counts this library's triggers on the table.
-pub(super) fn count(triggers: &Triggers) -> String {
-    let names: Vec<String> = super::POSTGRES_SUFFIXES
+pub(super) fn count(triggers: &Spec) -> String {
+    let names: Vec<String> = super::spec::POSTGRES_SUFFIXES
         .iter()
         .map(|suffix| literal(&triggers.name(suffix)))
         .collect();

@@ -32,7 +32,7 @@ pub(crate) async fn prepare(
             });
         }
         if trigger_logged {
-            skipped.insert(triggers.table);
+            skipped.insert(triggers.table().to_owned());
         }
     }
     if let Some(journal) = journal {

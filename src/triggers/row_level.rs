@@ -6,18 +6,18 @@
 
 use sea_orm::DbBackend;
 
-use super::Triggers;
 use super::key_sql::{ident, key_expr, literal, now_ms};
+use super::spec::{ORIGIN, Spec};
 use crate::coherence::INVALIDATION_TABLE;
 
 /// The statements that install the triggers; `CREATE TRIGGER IF NOT EXISTS` keeps a trigger
 /// that exists.
-pub(super) fn up(backend: DbBackend, triggers: &Triggers) -> Vec<String> {
+pub(super) fn up(backend: DbBackend, triggers: &Spec) -> Vec<String> {
     let table = ident(backend, &triggers.table);
     let insert = format!(
         "INSERT INTO {INVALIDATION_TABLE} (entity, pk, origin, created_at) SELECT {}, k, {}, {} FROM",
         literal(&triggers.table),
-        literal(super::ORIGIN),
+        literal(ORIGIN),
         now_ms(backend),
     );
     let old_key = key_expr(backend, "OLD", &triggers.keys);
@@ -58,8 +58,8 @@ pub(super) fn up(backend: DbBackend, triggers: &Triggers) -> Vec<String> {
 }
 
 /// The statements that remove the triggers; each may run again.
-pub(super) fn down(backend: DbBackend, triggers: &Triggers) -> Vec<String> {
-    super::ROW_SUFFIXES
+pub(super) fn down(backend: DbBackend, triggers: &Spec) -> Vec<String> {
+    super::spec::ROW_SUFFIXES
         .iter()
         .map(|suffix| {
             format!(
@@ -71,8 +71,8 @@ pub(super) fn down(backend: DbBackend, triggers: &Triggers) -> Vec<String> {
 }
 
 /// Counts this library's triggers on the table.
-pub(super) fn count(backend: DbBackend, triggers: &Triggers) -> String {
-    let names: Vec<String> = super::ROW_SUFFIXES
+pub(super) fn count(backend: DbBackend, triggers: &Spec) -> String {
+    let names: Vec<String> = super::spec::ROW_SUFFIXES
         .iter()
         .map(|suffix| literal(&triggers.name(suffix)))
         .collect();
