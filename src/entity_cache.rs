@@ -217,7 +217,8 @@ impl<E: CacheableEntity> EntityCache<E> {
     /// Runs one write outside any caller's transaction. With coherence off, as given, on the
     /// pool (autocommit). On, in a transaction of its own that also adds the written key (as
     /// `logged` names it from the write's result) to the invalidation log, so no commit of
-    /// the write can happen without its invalidation (G8).
+    /// the write can happen without its invalidation (G8). For an entity whose changes
+    /// triggers log (G11), as given on the pool too: the trigger adds the log row.
     pub(crate) async fn logged<T, F>(
         &self,
         write: F,
@@ -226,7 +227,8 @@ impl<E: CacheableEntity> EntityCache<E> {
     where
         F: for<'c> Fn(DatabaseExecutor<'c>) -> BoxedWrite<'c, T>,
     {
-        let Some(journal) = &self.journal else {
+        // Triggers log a captured entity's writes: no transaction of our own is needed.
+        let Some(journal) = self.journal.as_ref().filter(|j| !j.captures(self.name)) else {
             return write(DatabaseExecutor::Connection(&self.db)).await;
         };
         let mut options = TransactionOptions::default();

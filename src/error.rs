@@ -67,6 +67,16 @@ pub enum Error {
         /// The setting, and what is wrong with it.
         source: InvalidSetting,
     },
+    /// An entity captures its changes with database triggers
+    /// ([`Capture::Triggers`](crate::Capture::Triggers)) but they are not installed; `build`
+    /// refuses it, since the layer would log none of the entity's writes.
+    #[error(
+        "entity `{entity}` captures its changes with triggers, but they are not installed: call `CacheLayerBuilder::install_triggers()` or install them from a migration with `sea_orm_cache::triggers::for_entity`"
+    )]
+    TriggersMissing {
+        /// Table name of the entity.
+        entity: String,
+    },
     /// A model could not be encoded for the outbox; the write was not acknowledged.
     #[error("entity `{entity}`: the model does not encode for the outbox: {reason}")]
     Encode {

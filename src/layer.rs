@@ -15,7 +15,7 @@ use sea_orm::{DatabaseConnection, DbErr, TransactionError, TransactionTrait};
 use crate::cached::{CachedEntity, ModelCodec};
 use crate::clock::Clock;
 use crate::coherence::{Coherence, CoherenceStats, Journal, Tailer};
-use crate::config::{CacheConfig, Policy};
+use crate::config::{CacheConfig, Capture, Policy};
 use crate::connection::{CachedConnection, CachedTransaction};
 use crate::entity_cache::EntityCache;
 use crate::entity_table::EntityTable;
@@ -24,6 +24,7 @@ use crate::invalidation::Tables;
 use crate::key::CacheableEntity;
 use crate::metrics_export::{self, EntityMetrics};
 use crate::repository::Repository;
+use crate::triggers::Triggers;
 
 /// How long [`CacheLayer::shutdown`] keeps flushing write-behind writes before it gives up
 /// (the rows stay in the outbox for the next start), unless
@@ -71,6 +72,11 @@ struct Registered {
     cache: Arc<dyn Any + Send + Sync>,
     background: Arc<dyn Background>,
     metrics: Arc<dyn EntityMetrics>,
+    /// The entity's triggers, when its changes are captured by them.
+    triggers: Option<Triggers>,
+    /// Whether the layer stops logging the entity's keys (triggers capture it and it is not
+    /// write-behind, whose log rows announce writes the table does not hold yet).
+    trigger_logged: bool,
 }
 
 type Register = Box<
@@ -95,6 +101,7 @@ struct Registration {
 pub struct CacheLayerBuilder {
     db: DatabaseConnection,
     create_outbox_tables: bool,
+    install_triggers: bool,
     clock: Option<Clock>,
     shutdown_deadline: Duration,
     /// `None`: on, except on an in-memory SQLite database.
@@ -188,6 +195,11 @@ impl CacheLayerBuilder {
     ) -> Self {
         let register: Register = Box::new(move |db, clock, journal, tables| {
             let (config, codec) = config();
+            let triggers = match config.capture {
+                Capture::Triggers => Some(crate::triggers::for_entity::<E>()?),
+                _ => None,
+            };
+            let trigger_logged = triggers.is_some() && config.policy != Policy::WriteBehind;
             let cache = Arc::new(EntityCache::<E>::new(
                 db.clone(),
                 config,
@@ -202,6 +214,8 @@ impl CacheLayerBuilder {
                 cache: cache.clone(),
                 background: cache.clone(),
                 metrics: cache,
+                triggers,
+                trigger_logged,
             })
         });
         self.entities.push(Registration {
@@ -219,6 +233,18 @@ impl CacheLayerBuilder {
     /// `sea_orm_cache::migration::OutboxMigration`, feature `migration`, does).
     pub fn create_outbox_tables(mut self) -> Self {
         self.create_outbox_tables = true;
+        self
+    }
+
+    /// Installs the database triggers of every entity whose configuration captures its
+    /// changes with them ([`Capture::Triggers`]) at [`build`](Self::build), after creating the
+    /// outbox tables if asked; installing triggers that exist is a no-op, so every start may
+    /// call it. For services without migrations; with a migrator, install them from a
+    /// migration ([`triggers::for_entity`](crate::triggers::for_entity)). Without either,
+    /// `build` refuses a captured entity whose triggers are missing
+    /// ([`Error::TriggersMissing`]), with coherence on.
+    pub fn install_triggers(mut self) -> Self {
+        self.install_triggers = true;
         self
     }
 
@@ -264,7 +290,10 @@ impl CacheLayerBuilder {
     /// [`Error::DuplicateEntity`] if an entity was registered twice;
     /// [`Error::NotSerializable`] for a write-behind entity without an outbox codec;
     /// [`Error::OutboxUnavailable`] if a write-behind entity's outbox table cannot be read;
-    /// [`Error::Db`] if creating the outbox tables failed.
+    /// [`Error::Db`] if creating the outbox tables or installing triggers failed;
+    /// [`Error::TriggersMissing`] for an entity captured by triggers that are not installed
+    /// (with coherence on, without [`install_triggers`](Self::install_triggers));
+    /// [`Error::InvalidConfig`] for one whose key triggers cannot write.
     pub async fn build(self) -> Result<CacheLayer> {
         let clock = self.clock.unwrap_or_else(Clock::system);
         if self.create_outbox_tables {
@@ -295,6 +324,19 @@ impl CacheLayerBuilder {
         for registered in entities.values() {
             registered.background.check().await?;
         }
+        // Collected before the await: an iterator with a closure held across it would keep
+        // `build`'s future from being `Send` for every lifetime.
+        let captured: Vec<(Triggers, bool)> = entities
+            .values()
+            .filter_map(|r| r.triggers.clone().map(|t| (t, r.trigger_logged)))
+            .collect();
+        crate::triggers::prepare::prepare(
+            &self.db,
+            journal.as_deref(),
+            self.install_triggers,
+            captured,
+        )
+        .await?;
         let tables = Arc::new(tables);
         let tailer = match &journal {
             Some(journal) => {
@@ -439,6 +481,7 @@ impl CacheLayer {
         CacheLayerBuilder {
             db,
             create_outbox_tables: false,
+            install_triggers: false,
             clock: None,
             shutdown_deadline: SHUTDOWN_DEADLINE,
             coherence: None,

@@ -130,11 +130,12 @@ mod spans;
 mod sql;
 mod stats;
 mod store;
+pub mod triggers;
 
 pub use cached::{CachedEntity, ModelCodec};
 pub use clock::Clock;
 pub use coherence::{Coherence, CoherenceStats, INVALIDATION_TABLE};
-pub use config::{CacheConfig, FreshnessConfig, OverBudget, Policy, WriteBehindConfig};
+pub use config::{CacheConfig, Capture, FreshnessConfig, OverBudget, Policy, WriteBehindConfig};
 pub use connection::{CachedConnection, CachedStream, CachedTransaction};
 pub use either_connection::CachedConnectionTrait;
 pub use error::{Error, InvalidSetting, Result};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Schema};
 use sea_orm_cache::{
-    CacheConfig, CacheLayer, CachedEntity, Error, FreshnessConfig, OverBudget, Policy,
+    CacheConfig, CacheLayer, CachedEntity, Capture, Error, FreshnessConfig, OverBudget, Policy,
     WriteBehindConfig,
 };
 
@@ -51,7 +51,8 @@ mod everything {
         on_over_budget = "shorten_ttl",
         sample_rate = 0.05,
         max_samples_per_sec = 20,
-        version_column = "name"
+        version_column = "name",
+        capture = "triggers"
     )]
     pub(crate) struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -115,7 +116,8 @@ fn every_setting_is_parsed_into_the_config() {
                 .sample_rate(0.05)
                 .max_samples_per_sec(20)
                 .version_column(Some("name".to_owned())),
-        );
+        )
+        .capture(Capture::Triggers);
     assert_eq!(config, expected);
 }
 
@@ -232,6 +234,7 @@ fn serde_reads_every_setting() {
             "write_behind": { "batch": 64, "max_delay": "250ms", "max_pending": 7000 },
             "staleness_budget": "0.01%",
             "on_over_budget": "shorten_ttl",
+            "capture": "triggers",
             "freshness": { "sample_rate": "5%", "max_samples_per_sec": 20, "version_column": "name" }
         }"#,
     )

@@ -14,7 +14,7 @@ use syn::meta::ParseNestedMeta;
 use syn::{Data, DeriveInput, Ident, Lit, LitInt, LitStr, Path, Result};
 
 /// The keys `#[cache(...)]` accepts.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "policy",
     "ttl",
     "ttl_jitter",
@@ -24,6 +24,7 @@ const KEYS: [&str; 12] = [
     "write_behind",
     "staleness_budget",
     "on_over_budget",
+    "capture",
     "sample_rate",
     "max_samples_per_sec",
     "version_column",
@@ -61,6 +62,7 @@ const WRITE_BEHIND_KEYS: [&str; 3] = ["batch", "max_delay", "max_pending"];
 /// | `write_behind(batch = .., max_delay = "..", max_pending = ..)` | flusher settings, with `policy = "write_behind"` only | `500`, `"50ms"`, `100_000` |
 /// | `staleness_budget` | the inconsistency budget: `"0.01%"`, or a fraction such as `0.0001` | none |
 /// | `on_over_budget` | `"warn"` or `"shorten_ttl"` | `"warn"` |
+/// | `capture` | `"layer"` or `"triggers"`: who logs the entity's changes for other instances (triggers also see writes that bypass the layer) | `"layer"` |
 /// | `sample_rate` | share of hits the staleness sampler re-reads: `"0.1%"` or `0.001`; `0` turns it off | `"0.1%"` |
 /// | `max_samples_per_sec` | ceiling on the sampler's reads, at least 1 | `100` |
 /// | `version_column` | compare this column only when sampling, instead of the whole row | the whole row |
@@ -129,6 +131,7 @@ struct Settings {
     write_behind: Option<(WriteBehind, Span)>,
     staleness_budget: Option<f64>,
     on_over_budget: Option<usize>,
+    capture: Option<usize>,
     sample_rate: Option<f64>,
     max_samples_per_sec: Option<LitInt>,
     version_column: Option<LitStr>,
@@ -170,6 +173,11 @@ impl Settings {
                 let lit = string(&meta, "\"warn\" or \"shorten_ttl\"")?;
                 let index = parse::parse_over_budget(&lit.value()).map_err(|e| error(&lit, e))?;
                 set(&mut self.on_over_budget, index, &meta.path)
+            }
+            "capture" => {
+                let lit = string(&meta, "\"layer\" or \"triggers\"")?;
+                let index = parse::parse_capture(&lit.value()).map_err(|e| error(&lit, e))?;
+                set(&mut self.capture, index, &meta.path)
             }
             "max_samples_per_sec" => set(
                 &mut self.max_samples_per_sec,
@@ -265,6 +273,10 @@ impl Settings {
         if let Some(index) = self.on_over_budget {
             let variant = Ident::new(["Warn", "ShortenTtl"][index], Span::call_site());
             calls.extend(quote!(.on_over_budget(::sea_orm_cache::OverBudget::#variant)));
+        }
+        if let Some(index) = self.capture {
+            let variant = Ident::new(["Layer", "Triggers"][index], Span::call_site());
+            calls.extend(quote!(.capture(::sea_orm_cache::Capture::#variant)));
         }
         let mut sampler = TokenStream2::new();
         if let Some(rate) = self.sample_rate {

@@ -21,6 +21,9 @@ pub const POLICIES: [&str; 4] = [
 /// The over-budget action names, in `OverBudget` order.
 pub const OVER_BUDGET: [&str; 2] = ["warn", "shorten_ttl"];
 
+/// The capture names, in `Capture` order.
+pub const CAPTURES: [&str; 2] = ["layer", "triggers"];
+
 /// The units a duration accepts, and the length of one.
 const UNITS: [(&str, Duration); 7] = [
     ("ns", Duration::from_nanos(1)),
@@ -160,6 +163,25 @@ pub fn parse_over_budget(name: &str) -> Result<usize, String> {
     ))
 }
 
+/// The index in [`CAPTURES`] of a capture name.
+///
+/// # Errors
+///
+/// An unknown name is refused with the names listed and the nearest one suggested.
+pub fn parse_capture(name: &str) -> Result<usize, String> {
+    if let Some(index) = CAPTURES.iter().position(|p| *p == name) {
+        return Ok(index);
+    }
+    let hint = match suggest(name, &CAPTURES) {
+        Some(near) => format!("; did you mean `{near}`?"),
+        None => String::new(),
+    };
+    Err(format!(
+        "unknown capture `{name}`{hint} (expected one of: {})",
+        CAPTURES.join(", ")
+    ))
+}
+
 /// The index in [`POLICIES`] of a policy name.
 ///
 /// # Errors
@@ -283,6 +305,12 @@ mod tests {
         let err = parse_fraction("staleness_budget", "often").expect_err("not a number");
         assert!(err.contains("invalid staleness_budget `often`"), "{err}");
         assert_eq!(parse_over_budget("shorten_ttl"), Ok(1));
+        assert_eq!(parse_capture("triggers"), Ok(1));
+        assert!(
+            parse_capture("trigger")
+                .expect_err("typo")
+                .contains("did you mean `triggers`")
+        );
         let err = parse_over_budget("shorten-tl").expect_err("typo");
         assert!(err.contains("did you mean `shorten_ttl`?"), "{err}");
     }

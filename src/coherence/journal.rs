@@ -3,6 +3,9 @@
 //! the writing transaction, so no commit can happen without its invalidation. On Postgres the
 //! same transaction sends `pg_notify`, which the database delivers on commit only.
 
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
 use sea_orm::sea_query::{Alias, Query};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
@@ -23,6 +26,9 @@ const ROWS_PER_INSERT: usize = 500;
 pub(crate) struct Journal {
     /// This instance's id, unique per layer build.
     pub(crate) origin: String,
+    /// Tables whose changes database triggers log (DESIGN G11): this journal writes no row
+    /// naming a key of theirs, set once when the layer is built, before any write.
+    captured: OnceLock<HashSet<String>>,
 }
 
 impl Journal {
@@ -32,7 +38,28 @@ impl Journal {
         let random = RandomState::new().hash_one(std::time::Instant::now());
         Self {
             origin: format!("{}-{}-{random:016x}", std::process::id(), wall_ms()),
+            captured: OnceLock::new(),
         }
+    }
+
+    /// Sets the tables whose changes triggers log (once; later calls change nothing).
+    pub(crate) fn set_captured(&self, tables: HashSet<String>) {
+        let _ = self.captured.set(tables);
+    }
+
+    /// Whether triggers log the changes of `table`, so the layer must not log its keys again.
+    pub(crate) fn captures(&self, table: &str) -> bool {
+        self.captured
+            .get()
+            .is_some_and(|tables| tables.contains(table))
+    }
+
+    /// Whether `entry` goes to the log: not a key of a table triggers capture (their trigger
+    /// writes that row in the same transaction). A whole-entity entry always goes: the layer
+    /// writes one for a statement whose keys it cannot tell, which may be one no trigger
+    /// fires on (MariaDB's TRUNCATE, DDL).
+    fn logs(&self, entry: &LogEntry) -> bool {
+        entry.key.is_none() || !self.captures(entry.entity)
     }
 
     /// Adds `entries` to the log on `conn` (the writing transaction), and on Postgres queues
@@ -42,7 +69,7 @@ impl Journal {
         conn: &C,
         entries: impl IntoIterator<Item = &'e LogEntry>,
     ) -> Result<(), DbErr> {
-        let entries: Vec<&LogEntry> = entries.into_iter().collect();
+        let entries: Vec<&LogEntry> = entries.into_iter().filter(|e| self.logs(e)).collect();
         if entries.is_empty() {
             return Ok(());
         }

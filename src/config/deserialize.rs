@@ -12,7 +12,7 @@ use serde::de::{self, Deserializer, Visitor};
 // attribute with, so a config file and the derive accept the same text.
 use sea_orm_cache_parse as parse;
 
-use super::{CacheConfig, FreshnessConfig, OverBudget, Policy, WriteBehindConfig};
+use super::{CacheConfig, Capture, FreshnessConfig, OverBudget, Policy, WriteBehindConfig};
 
 /// Reads a policy name: `"cache_aside"`, `"read_through"`, `"write_through"` or
 /// `"write_behind"`. A misspelt name is refused with the nearest one suggested.
@@ -108,6 +108,7 @@ struct ConfigPatch {
     staleness_budget: Option<Option<f64>>,
     /// Shorthand for `freshness.on_over_budget`.
     on_over_budget: Option<OverBudget>,
+    capture: Option<Capture>,
 }
 
 impl ConfigPatch {
@@ -124,6 +125,7 @@ impl ConfigPatch {
             freshness,
             staleness_budget,
             on_over_budget,
+            capture,
         } = self;
         config.policy = policy.unwrap_or(config.policy);
         config.ttl = ttl.map_or(config.ttl, |t| t.0);
@@ -144,6 +146,7 @@ impl ConfigPatch {
         if let Some(action) = on_over_budget {
             config.freshness.on_over_budget = action;
         }
+        config.capture = capture.unwrap_or(config.capture);
         config
     }
 }
@@ -191,6 +194,16 @@ impl<'de> Deserialize<'de> for OverBudget {
         let name = String::deserialize(deserializer)?;
         parse::parse_over_budget(&name)
             .map(|index| OverBudget::ALL[index])
+            .map_err(de::Error::custom)
+    }
+}
+
+/// Reads a capture name: `"layer"` or `"triggers"`.
+impl<'de> Deserialize<'de> for Capture {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        parse::parse_capture(&name)
+            .map(|index| Capture::ALL[index])
             .map_err(de::Error::custom)
     }
 }

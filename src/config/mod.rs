@@ -4,10 +4,12 @@
 //! [`CacheLayerBuilder::build`](crate::CacheLayerBuilder::build)) refuses the ones that make
 //! no sense (`validate.rs`).
 
+mod capture;
 mod deserialize;
 mod freshness;
 mod validate;
 
+pub use capture::Capture;
 pub use freshness::{FreshnessConfig, OverBudget};
 
 use std::time::Duration;
@@ -123,6 +125,9 @@ pub struct CacheConfig {
     pub write_behind: WriteBehindConfig,
     /// The staleness sampler and the inconsistency budget (DESIGN G10).
     pub freshness: FreshnessConfig,
+    /// Who logs the entity's changes for other instances: the layer (default) or database
+    /// triggers, which also see writes that bypass the layer (DESIGN G11).
+    pub capture: Capture,
 }
 
 impl Default for CacheConfig {
@@ -137,6 +142,7 @@ impl Default for CacheConfig {
             fill_quarantine: QUARANTINE,
             write_behind: WriteBehindConfig::default(),
             freshness: FreshnessConfig::default(),
+            capture: Capture::Layer,
         }
     }
 }
@@ -225,6 +231,13 @@ impl CacheConfig {
     #[must_use]
     pub fn staleness_budget(mut self, budget: Option<f64>) -> Self {
         self.freshness.budget = budget;
+        self
+    }
+
+    /// Sets who logs the entity's changes for other instances ([`Capture`]).
+    #[must_use]
+    pub fn capture(mut self, capture: Capture) -> Self {
+        self.capture = capture;
         self
     }
 

@@ -26,6 +26,7 @@ mod single_flight;
 mod stale_fill;
 mod traces;
 mod transactions;
+mod triggers;
 mod warm;
 mod write_behind;
 mod write_paths;

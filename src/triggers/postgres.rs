@@ -1,0 +1,129 @@
+//! Postgres: one PL/pgSQL function and four statement-level triggers per table. INSERT,
+//! UPDATE and DELETE read their transition tables, so a statement that changes 100,000 rows
+//! adds its log rows with one `INSERT ... SELECT`, not 100,000 trigger calls; TRUNCATE logs
+//! the whole entity. The function also sends the `pg_notify` the journal sends, delivered on
+//! commit, so the tailers wake.
+
+use sea_orm::DbBackend;
+
+use super::key_sql::{ident, key_expr, literal, now_ms};
+use super::spec::{ORIGIN, Spec};
+use crate::coherence::{CHANNEL, INVALIDATION_TABLE};
+
+const BACKEND: DbBackend = DbBackend::Postgres;
+
+/// Transition table names.
+const OLD_ROWS: &str = "sea_orm_cache_old";
+const NEW_ROWS: &str = "sea_orm_cache_new";
+
+/// `name`, qualified with the table's schema if it has one.
+fn qualified(triggers: &Spec, name: &str) -> String {
+    match &triggers.schema {
+        Some(schema) => format!("{}.{}", ident(BACKEND, schema), ident(BACKEND, name)),
+        None => ident(BACKEND, name),
+    }
+}
+
+/// The statements that install the triggers; each may run again (the function is replaced
+/// by itself, a trigger that exists is kept).
+pub(super) fn up(triggers: &Spec) -> Vec<String> {
+    let table = qualified(triggers, &triggers.table);
+    let function = qualified(triggers, &triggers.name("log"));
+    let insert = format!(
+        "INSERT INTO {INVALIDATION_TABLE} (entity, pk, origin, created_at) SELECT {}, k, {}, {} FROM",
+        literal(&triggers.table),
+        literal(ORIGIN),
+        now_ms(BACKEND),
+    );
+    let old_key = key_expr(BACKEND, "o", &triggers.keys);
+    let new_key = key_expr(BACKEND, "n", &triggers.keys);
+    let body = format!(
+        "DECLARE logged bigint; \
+         BEGIN \
+         IF TG_OP = 'TRUNCATE' THEN \
+         {insert} (SELECT NULL::text AS k) AS everything; \
+         ELSIF TG_OP = 'INSERT' THEN \
+         {insert} (SELECT {new_key} AS k FROM {NEW_ROWS} n) AS changed; \
+         ELSIF TG_OP = 'DELETE' THEN \
+         {insert} (SELECT {old_key} AS k FROM {OLD_ROWS} o) AS changed; \
+         ELSE \
+         {insert} (SELECT {old_key} AS k FROM {OLD_ROWS} o \
+         UNION SELECT {new_key} FROM {NEW_ROWS} n) AS changed; \
+         END IF; \
+         GET DIAGNOSTICS logged = ROW_COUNT; \
+         IF logged > 0 THEN PERFORM pg_notify({channel}, ''); END IF; \
+         RETURN NULL; \
+         END",
+        channel = literal(CHANNEL),
+    );
+    let function_sql = format!(
+        "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql \
+         AS $sea_orm_cache$ {body} $sea_orm_cache$"
+    );
+    let events = [
+        (
+            "ins",
+            "INSERT",
+            format!("REFERENCING NEW TABLE AS {NEW_ROWS} FOR EACH STATEMENT"),
+        ),
+        (
+            "upd",
+            "UPDATE",
+            format!(
+                "REFERENCING OLD TABLE AS {OLD_ROWS} NEW TABLE AS {NEW_ROWS} FOR EACH STATEMENT"
+            ),
+        ),
+        (
+            "del",
+            "DELETE",
+            format!("REFERENCING OLD TABLE AS {OLD_ROWS} FOR EACH STATEMENT"),
+        ),
+        ("trunc", "TRUNCATE", "FOR EACH STATEMENT".to_owned()),
+    ];
+    let mut create = String::from("DO $sea_orm_cache$ BEGIN ");
+    for (suffix, event, rows) in events {
+        let name = triggers.name(suffix);
+        create.push_str(&format!(
+            "IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = {}::regclass AND tgname = {}) THEN \
+             CREATE TRIGGER {} AFTER {event} ON {table} {rows} EXECUTE FUNCTION {function}(); \
+             END IF; ",
+            literal(&table),
+            literal(&name),
+            ident(BACKEND, &name),
+        ));
+    }
+    create.push_str("END $sea_orm_cache$");
+    vec![function_sql, create]
+}
+
+/// The statements that remove the triggers and their function; each may run again.
+pub(super) fn down(triggers: &Spec) -> Vec<String> {
+    let table = qualified(triggers, &triggers.table);
+    let mut statements: Vec<String> = super::spec::POSTGRES_SUFFIXES
+        .iter()
+        .map(|suffix| {
+            format!(
+                "DROP TRIGGER IF EXISTS {} ON {table}",
+                ident(BACKEND, &triggers.name(suffix))
+            )
+        })
+        .collect();
+    statements.push(format!(
+        "DROP FUNCTION IF EXISTS {}()",
+        qualified(triggers, &triggers.name("log"))
+    ));
+    statements
+}
+
+/// Counts this library's triggers on the table.
+pub(super) fn count(triggers: &Spec) -> String {
+    let names: Vec<String> = super::spec::POSTGRES_SUFFIXES
+        .iter()
+        .map(|suffix| literal(&triggers.name(suffix)))
+        .collect();
+    format!(
+        "SELECT COUNT(*) AS n FROM pg_trigger WHERE tgrelid = {}::regclass AND tgname IN ({})",
+        literal(&qualified(triggers, &triggers.table)),
+        names.join(", ")
+    )
+}
