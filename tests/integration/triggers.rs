@@ -9,7 +9,9 @@ use entity::user;
 use entity_plain::tags;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Schema, Statement, TransactionTrait};
-use sea_orm_cache::{CacheLayer, Capture, Coherence, Error, Policy, Repository, triggers};
+use sea_orm_cache::{
+    CacheLayer, Capture, Clock, Coherence, Error, FreshnessConfig, Policy, Repository, triggers,
+};
 
 use crate::common::*;
 
@@ -443,6 +445,63 @@ async fn string_keys_are_written_in_the_canonical_text(t: TestDb) {
     assert_eq!(fresh.uses, 2);
 }
 
+/// Issue 13 item 4: the staleness sampler confirms it. Samples every hit; each round an outside
+/// program changes two cached rows, the coherence bound passes (`catch_up`, the log read now)
+/// and the samples are judged: the changed keys' samples are discarded (the trigger's log row
+/// invalidated them within the grace delay), none is stale. Without triggers the same outside
+/// writes are counted stale (`freshness::*::bypassing_writes_are_measured_within_the_interval`).
+async fn the_sampler_finds_outside_writes_invalidated_not_stale(t: TestDb) {
+    const GRACE: Duration = Duration::from_millis(100);
+    let clock = Clock::manual();
+    let cache = register_under::<user::Entity>(
+        CacheLayer::builder(t.connect_again().await)
+            .clock(clock.clone())
+            .coherence(by_hand())
+            .install_triggers(),
+        Policy::ReadThrough,
+        |c| {
+            c.capture(Capture::Triggers).freshness(
+                FreshnessConfig::default()
+                    .sample_rate(1.0)
+                    .grace(GRACE)
+                    .queue(100_000)
+                    .max_samples_per_sec(1_000_000),
+            )
+        },
+    )
+    .build()
+    .await
+    .unwrap();
+    let users = cache.repository::<user::Entity>().unwrap();
+    let mut keys = Vec::new();
+    for n in 1..=20 {
+        keys.push(seed_user(&t.db, n).await.id);
+    }
+    for round in 0..20_usize {
+        for &id in &keys {
+            users.get(id).await.unwrap();
+        }
+        for id in [keys[round % 20], keys[(round * 7 + 3) % 20]] {
+            exec(
+                &t.db,
+                &format!("UPDATE users SET name = 'outside {round}' WHERE id = {id}"),
+            )
+            .await;
+        }
+        cache.catch_up().await.unwrap();
+        for _ in 0..2 {
+            clock.advance(GRACE);
+            users.settle_samples().await;
+        }
+    }
+    let report = users.freshness().unwrap();
+    assert_eq!(report.stale, 0, "{report:?}");
+    // Every round after the first changes one or two cached keys: their samples are discarded.
+    assert!(report.discarded >= 19, "{report:?}");
+    assert!(report.verified >= 250, "{report:?}");
+    cache.shutdown().await.unwrap();
+}
+
 crate::backend_tests!(
     outside_writes_invalidate_the_keys_they_change,
     a_key_change_invalidates_both_keys,
@@ -453,4 +512,5 @@ crate::backend_tests!(
     command_line_client_writes_invalidate,
     layer_writes_add_one_log_row_per_change,
     string_keys_are_written_in_the_canonical_text,
+    the_sampler_finds_outside_writes_invalidated_not_stale,
 );
