@@ -4,7 +4,8 @@
 //! runs 8 readers over the same keys meanwhile. Afterwards every read is held against the
 //! acknowledgements: a read that started later than an acknowledgement plus the bound must
 //! return that version or a later one. On Postgres it runs a second time with A's listener
-//! backend killed every second.
+//! backend killed every second, and on every backend with half of the writes made on a plain
+//! connection, captured by database triggers.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -16,12 +17,18 @@ use entity::user;
 use sea_orm::ActiveValue::{Set, Unchanged};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
-use sea_orm_cache::{CacheLayer, Coherence, Policy};
+use sea_orm_cache::{CacheLayer, Capture, Coherence, Policy};
 
 use crate::common::*;
 
 const CHILD_URL: &str = "SEA_ORM_CACHE_CHECKER_URL";
 const CHILD_SECONDS: &str = "SEA_ORM_CACHE_CHECKER_SECONDS";
+/// Set (to anything) when half of B's writes go through a plain connection.
+const CHILD_PLAIN: &str = "SEA_ORM_CACHE_CHECKER_PLAIN";
+/// With plain writes, each writer rests this long after a pass over its keys (workload pacing,
+/// not synchronisation): a key's next write, which would invalidate it through the layer,
+/// comes later than the bound, so a plain write nobody logged would show as a violation.
+const PLAIN_PACE: Duration = Duration::from_millis(1_500);
 const KEYS: i64 = 200;
 const WRITERS: i64 = 8;
 const READERS: usize = 8;
@@ -48,10 +55,17 @@ fn now_us() -> i64 {
 async fn checker_writers() {
     let url = std::env::var(CHILD_URL).expect("run by the checker");
     let seconds: u64 = std::env::var(CHILD_SECONDS).unwrap().parse().unwrap();
+    let plain = std::env::var(CHILD_PLAIN).is_ok();
     let db = sea_orm::Database::connect(url).await.unwrap();
-    let cache = CacheLayer::builder(db)
+    // With plain writes, the table is captured by the triggers A installed.
+    let capture = if plain {
+        Capture::Triggers
+    } else {
+        Capture::Layer
+    };
+    let cache = CacheLayer::builder(db.clone())
         .coherence(Coherence::on().poll_interval(POLL))
-        .cached::<user::Entity>(|c| c.policy(Policy::WriteThrough))
+        .cached::<user::Entity>(move |c| c.policy(Policy::WriteThrough).capture(capture))
         .build()
         .await
         .unwrap();
@@ -60,7 +74,7 @@ async fn checker_writers() {
     let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let (users, conn) = (users.clone(), conn.clone());
+            let (users, conn, db) = (users.clone(), conn.clone(), db.clone());
             tokio::spawn(async move {
                 let mut version = 0;
                 while std::time::Instant::now() < deadline {
@@ -76,6 +90,14 @@ async fn checker_writers() {
                                 })
                                 .await
                                 .unwrap();
+                        } else if plain {
+                            // A write the layer never sees: only the trigger logs it.
+                            user::Entity::update_many()
+                                .col_expr(user::Column::Name, Expr::value(name))
+                                .filter(user::Column::Id.eq(key))
+                                .exec(&db)
+                                .await
+                                .unwrap();
                         } else {
                             user::Entity::update_many()
                                 .col_expr(user::Column::Name, Expr::value(name))
@@ -88,6 +110,9 @@ async fn checker_writers() {
                         let mut out = std::io::stdout().lock();
                         writeln!(out, "ack {key} {version} {acked}").unwrap();
                         out.flush().unwrap();
+                    }
+                    if plain {
+                        tokio::time::sleep(PLAIN_PACE).await;
                     }
                 }
             })
@@ -108,7 +133,7 @@ impl Drop for Child {
     }
 }
 
-async fn check(t: TestDb, kill_listener: bool) {
+async fn check(t: TestDb, kill_listener: bool, plain: bool) {
     if t.db_backend() == DbBackend::Sqlite {
         // Two processes on one SQLite file, as a deployment would run them: in WAL mode (kept
         // in the file). In the default rollback-journal mode a reader waits while a writer
@@ -127,29 +152,36 @@ async fn check(t: TestDb, kill_listener: bool) {
         .exec(&t.db)
         .await
         .unwrap();
-    let a = CacheLayer::builder(t.connect_again().await)
+    let capture = if plain {
+        Capture::Triggers
+    } else {
+        Capture::Layer
+    };
+    let mut a = CacheLayer::builder(t.connect_again().await)
         .coherence(Coherence::on().poll_interval(POLL))
-        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
-        .build()
-        .await
-        .unwrap();
+        .cached::<user::Entity>(move |c| c.policy(Policy::ReadThrough).capture(capture));
+    if plain {
+        a = a.install_triggers();
+    }
+    let a = a.build().await.unwrap();
     let users = a.repository::<user::Entity>().unwrap();
 
-    let mut child = Child(
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "coherence_checker::checker_writers",
-                "--nocapture",
-            ])
-            .env(CHILD_URL, t.url())
-            .env(CHILD_SECONDS, SECONDS.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--ignored",
+            "--exact",
+            "coherence_checker::checker_writers",
+            "--nocapture",
+        ])
+        .env(CHILD_URL, t.url())
+        .env(CHILD_SECONDS, SECONDS.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if plain {
+        command.env(CHILD_PLAIN, "1");
+    }
+    let mut child = Child(command.spawn().unwrap());
     let stdout = child.0.stdout.take().unwrap();
     let (lines, acks_in) = mpsc::channel::<String>();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -240,11 +272,16 @@ async fn check(t: TestDb, kill_listener: bool) {
         }
     }
     eprintln!(
-        "checker on {:?}{}: {} reads, {total_acks} acknowledged writes, {} violations, \
+        "checker on {:?}{}{}: {} reads, {total_acks} acknowledged writes, {} violations, \
          {} listener kills, {:?}",
         t.db_backend(),
         if kill_listener {
             " (listener killed every second)"
+        } else {
+            ""
+        },
+        if plain {
+            " (half the writes on a plain connection, captured by triggers)"
         } else {
             ""
         },
@@ -269,7 +306,13 @@ async fn check(t: TestDb, kill_listener: bool) {
 
 /// No read that starts later than an acknowledgement plus the bound returns an older version.
 async fn no_read_is_older_than_an_acknowledged_write_plus_the_bound(t: TestDb) {
-    check(t, false).await;
+    check(t, false, false).await;
+}
+
+/// The same with half of B's writes made on a plain `DatabaseConnection` that knows nothing of
+/// the cache: the triggers A installed log them (issue 13).
+async fn the_same_with_half_the_writes_outside_the_layer(t: TestDb) {
+    check(t, false, true).await;
 }
 
 /// The same on Postgres with A's listener backend killed every second.
@@ -277,10 +320,11 @@ async fn the_same_with_the_listener_killed_every_second(t: TestDb) {
     if t.db_backend() != DbBackend::Postgres {
         return;
     }
-    check(t, true).await;
+    check(t, true, false).await;
 }
 
 crate::backend_tests!(
     no_read_is_older_than_an_acknowledged_write_plus_the_bound,
+    the_same_with_half_the_writes_outside_the_layer,
     the_same_with_the_listener_killed_every_second,
 );
