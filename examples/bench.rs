@@ -7,7 +7,13 @@
 //! cargo run --release --example bench
 //! cargo run --release --example bench -- --hits-only   # the in-memory hit rows only
 //! cargo run --release --example bench -- --coherence   # the several-instances rows only
+//! cargo run --release --example bench -- --triggers    # the outside-writer trigger rows only
 //! ```
+//!
+//! The trigger rows (`--triggers`, also part of a full run) time a single-row `UPDATE` and a
+//! 10,000-row `UPDATE` of `users` on a plain connection with the library's triggers
+//! (`sea_orm_cache::triggers`) installed and not, on file SQLite, and on Postgres and MariaDB
+//! when `TEST_POSTGRES_URL` / `TEST_MYSQL_URL` are set.
 //!
 //! The several-instances rows (`--coherence`, also part of a full run when
 //! `TEST_POSTGRES_URL` is set; MariaDB rows when `TEST_MYSQL_URL` is too) run this binary a
@@ -238,6 +244,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     pct_layer.shutdown().await?;
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    if std::env::args().any(|arg| arg == "--triggers") {
+        println!("Measured on: <date>, <machine> ({cores} hardware threads available)");
+        println!();
+        print_header();
+        trigger_rows().await?;
+        cache.shutdown().await?;
+        return Ok(());
+    }
     if std::env::args().any(|arg| arg == "--coherence") {
         println!("Measured on: <date>, <machine> ({cores} hardware threads available)");
         println!();
@@ -368,6 +382,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             print_throughput_rows("file SQLite (synchronous=FULL)", &sqlite);
             print_throughput_rows("Postgres", &measured?);
             coherence_rows().await?;
+            trigger_rows().await?;
         }
         Err(_) => {
             println!(
@@ -905,6 +920,126 @@ where
     };
     admin_db.execute_unprepared(&drop_sql).await?;
     measured
+}
+
+/// Rounds of the trigger rows (triggers off and on alternate), single-row updates per round.
+const TRIGGER_ROUNDS: usize = 9;
+const TRIGGER_ITERS: u32 = 100;
+/// Rows of the bulk update.
+const BULK_ROWS: i64 = 10_000;
+
+/// The outside-writer rows: what the triggers of `Capture::Triggers` cost a write made on a
+/// plain connection, per backend.
+async fn trigger_rows() -> Result<(), Box<dyn Error>> {
+    let path = std::env::temp_dir().join(format!("soc-bench-trg-{}.db", std::process::id()));
+    let sqlite_url = format!("sqlite://{}?mode=rwc", path.display());
+    let sqlite = trigger_costs(&sqlite_url).await;
+    for suffix in ["", "-journal", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    print_trigger_rows("file SQLite (synchronous=FULL)", sqlite?);
+    for (label, var) in [
+        ("Postgres", "TEST_POSTGRES_URL"),
+        ("MariaDB", "TEST_MYSQL_URL"),
+    ] {
+        match std::env::var(var) {
+            Ok(admin) => {
+                let costs =
+                    on_scratch(&admin, |url| async move { trigger_costs(&url).await }).await?;
+                print_trigger_rows(label, costs);
+            }
+            Err(_) => {
+                println!("| Outside writes with triggers, {label} | - | skipped: set {var} |")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Median ns of a single-row update and of a `BULK_ROWS`-row update, triggers off and on:
+/// `((single off, single on), (bulk off, bulk on))`.
+async fn trigger_costs(url: &str) -> Result<((f64, f64), (f64, f64)), Box<dyn Error>> {
+    let db = connect_full(url).await?;
+    Migrator::up(&db, None).await?;
+    sea_orm_cache::outbox::create_tables(&db).await?;
+    for chunk in (1..=BULK_ROWS).collect::<Vec<_>>().chunks(1_000) {
+        user::Entity::insert_many(chunk.iter().map(|&id| user::ActiveModel {
+            id: Set(id),
+            email: Set(format!("user{id}@example.com")),
+            name: Set(format!("User {id}")),
+            bio: Set(String::new()),
+            updated_at: Set(0),
+        }))
+        .exec(&db)
+        .await?;
+    }
+    let (mut single_off, mut single_on, mut bulk_off, mut bulk_on) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut n = 0_i64;
+    for round in 0..TRIGGER_ROUNDS * 2 {
+        let on = round % 2 == 1;
+        if on {
+            sea_orm_cache::triggers::install::<user::Entity, _>(&db).await?;
+        } else {
+            sea_orm_cache::triggers::uninstall::<user::Entity, _>(&db).await?;
+        }
+        let single = best_ns!(1, TRIGGER_ITERS, {
+            n += 1;
+            user::Entity::update_many()
+                .col_expr(user::Column::Name, Expr::value(format!("n{n}")))
+                .filter(user::Column::Id.eq(1 + n % BULK_ROWS))
+                .exec(&db)
+                .await?
+        });
+        let started = Instant::now();
+        let updated = user::Entity::update_many()
+            .col_expr(user::Column::Bio, Expr::value(format!("round {round}")))
+            .exec(&db)
+            .await?;
+        let bulk = started.elapsed().as_nanos() as f64;
+        check(
+            updated.rows_affected == BULK_ROWS as u64,
+            "the bulk update changed every row",
+        )?;
+        if on {
+            single_on.push(single);
+            bulk_on.push(bulk);
+        } else {
+            single_off.push(single);
+            bulk_off.push(bulk);
+        }
+    }
+    // The triggers logged what they saw: every bulk update's rows, keyed.
+    let logged = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM sea_orm_cache_invalidation WHERE origin = 'trigger'",
+        ))
+        .await?
+        .ok_or("a count")?
+        .try_get::<i64>("", "n")?;
+    check(
+        logged >= TRIGGER_ROUNDS as i64 * (BULK_ROWS + i64::from(TRIGGER_ITERS)),
+        "the triggers logged every row they changed",
+    )?;
+    Ok((
+        (median(&mut single_off), median(&mut single_on)),
+        (median(&mut bulk_off), median(&mut bulk_on)),
+    ))
+}
+
+fn print_trigger_rows(
+    backend: &str,
+    ((single_off, single_on), (bulk_off, bulk_on)): ((f64, f64), (f64, f64)),
+) {
+    println!(
+        "| Single-row `UPDATE` on a plain connection, {backend}: triggers off / on | {single_off:.0} / {single_on:.0} | on / off = {:.2}× |",
+        single_on / single_off
+    );
+    println!(
+        "| {BULK_ROWS}-row `UPDATE`, {backend}: triggers off / on | {bulk_off:.0} / {bulk_on:.0} | on / off = {:.2}× |",
+        bulk_on / bulk_off
+    );
 }
 
 /// The several-instances rows: staleness windows across two processes, and what coherence
