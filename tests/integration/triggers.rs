@@ -211,6 +211,24 @@ async fn rolled_back_outside_writes_invalidate_nothing(t: TestDb) {
     assert_eq!(name_of(&users, u.id).await, Some(u.name.clone()));
 }
 
+/// Postgres: a `TRUNCATE` on a plain connection invalidates the whole entity (MariaDB's fires
+/// no trigger: documented, not tested).
+async fn a_truncate_invalidates_the_whole_entity(t: TestDb) {
+    if t.backend != Backend::Postgres {
+        return;
+    }
+    let (cache, users) = instance(&t, Policy::ReadThrough).await;
+    let (a, b) = (seed_user(&t.db, 1).await, seed_user(&t.db, 2).await);
+    cache.catch_up().await.unwrap();
+    assert!(name_of(&users, a.id).await.is_some());
+    assert!(name_of(&users, b.id).await.is_some());
+    exec(&t.db, "TRUNCATE users CASCADE").await;
+    cache.catch_up().await.unwrap();
+    assert!(users.peek(a.id).is_none() && users.peek(b.id).is_none());
+    assert_eq!(name_of(&users, a.id).await, None);
+    assert_eq!(name_of(&users, b.id).await, None);
+}
+
 /// Installing twice leaves the catalog as installing once; uninstalling removes every
 /// trigger (and on Postgres the function), after which outside writes log nothing.
 async fn install_is_idempotent_and_uninstall_removes_everything(t: TestDb) {
@@ -507,6 +525,7 @@ crate::backend_tests!(
     a_key_change_invalidates_both_keys,
     a_bulk_update_invalidates_every_row,
     rolled_back_outside_writes_invalidate_nothing,
+    a_truncate_invalidates_the_whole_entity,
     install_is_idempotent_and_uninstall_removes_everything,
     build_refuses_missing_triggers,
     command_line_client_writes_invalidate,
