@@ -101,9 +101,8 @@ impl<K: Send + Sync + 'static, M: Send + Sync + 'static> Sampler<K, M> {
         let sampler = Self {
             shared,
             tx,
-            rx: Mutex::new(None),
+            rx: Mutex::new(Some(rx)),
         };
-        *sampler.rx.lock().unwrap_or_else(PoisonError::into_inner) = Some(rx);
         Some((sampler, queue))
     }
 

@@ -6,9 +6,9 @@
 
 use sea_orm::DbBackend;
 
-use super::key_sql::{ident, key_expr, literal, now_ms};
-use super::spec::{ORIGIN, Spec};
-use crate::coherence::{CHANNEL, INVALIDATION_TABLE};
+use super::key_sql::{ident, key_expr, literal};
+use super::spec::Spec;
+use crate::coherence::CHANNEL;
 
 const BACKEND: DbBackend = DbBackend::Postgres;
 
@@ -29,12 +29,7 @@ fn qualified(triggers: &Spec, name: &str) -> String {
 pub(super) fn up(triggers: &Spec) -> Vec<String> {
     let table = qualified(triggers, &triggers.table);
     let function = qualified(triggers, &triggers.name("log"));
-    let insert = format!(
-        "INSERT INTO {INVALIDATION_TABLE} (entity, pk, origin, created_at) SELECT {}, k, {}, {} FROM",
-        literal(&triggers.table),
-        literal(ORIGIN),
-        now_ms(BACKEND),
-    );
+    let insert = triggers.log_insert(BACKEND);
     let old_key = key_expr(BACKEND, "o", &triggers.keys);
     let new_key = key_expr(BACKEND, "n", &triggers.keys);
     let body = format!(

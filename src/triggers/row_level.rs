@@ -6,20 +6,14 @@
 
 use sea_orm::DbBackend;
 
-use super::key_sql::{ident, key_expr, literal, now_ms};
-use super::spec::{ORIGIN, Spec};
-use crate::coherence::INVALIDATION_TABLE;
+use super::key_sql::{ident, key_expr, literal};
+use super::spec::Spec;
 
 /// The statements that install the triggers; `CREATE TRIGGER IF NOT EXISTS` keeps a trigger
 /// that exists.
 pub(super) fn up(backend: DbBackend, triggers: &Spec) -> Vec<String> {
     let table = ident(backend, &triggers.table);
-    let insert = format!(
-        "INSERT INTO {INVALIDATION_TABLE} (entity, pk, origin, created_at) SELECT {}, k, {}, {} FROM",
-        literal(&triggers.table),
-        literal(ORIGIN),
-        now_ms(backend),
-    );
+    let insert = triggers.log_insert(backend);
     let old_key = key_expr(backend, "OLD", &triggers.keys);
     let new_key = key_expr(backend, "NEW", &triggers.keys);
     // UNION keeps one row when the key did not change.

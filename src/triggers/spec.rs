@@ -1,7 +1,10 @@
 //! What the trigger DDL is built from: the table, its key columns, and the names of the
 //! objects this library creates on it.
 
-use super::key_sql::KeyColumn;
+use sea_orm::DbBackend;
+
+use super::key_sql::{KeyColumn, literal, now_ms};
+use crate::coherence::INVALIDATION_TABLE;
 
 /// The `origin` of the log rows the triggers write. A layer's own origin is a process id, a
 /// time and a random number, so no layer skips these rows as its own.
@@ -40,6 +43,19 @@ impl Spec {
         });
         let short: String = self.table.chars().take(24).collect();
         format!("sea_orm_cache_{short}_{hash:016x}_{suffix}")
+    }
+}
+
+impl Spec {
+    /// `INSERT INTO` the invalidation log `... SELECT <entity>, k, <origin>, <now> FROM`: what
+    /// every trigger body continues with a source of keys `k`.
+    pub(super) fn log_insert(&self, backend: DbBackend) -> String {
+        format!(
+            "INSERT INTO {INVALIDATION_TABLE} (entity, pk, origin, created_at) SELECT {}, k, {}, {} FROM",
+            literal(&self.table),
+            literal(ORIGIN),
+            now_ms(backend),
+        )
     }
 }
 
