@@ -499,31 +499,36 @@ cached_connection!(CachedTransaction, txn);
 /// `StreamTrait::Stream`): the database's rows, unchanged and in order.
 ///
 /// A stream is meant for reads, which cost nothing here: nothing a stream yields fills the
-/// cache. A write streamed anyway (`UPDATE .. RETURNING` through `stream_raw`) is not missed:
-/// inside a transaction its cache effects are buffered for the commit like any statement's;
-/// under autocommit they run when the stream ends or is dropped. The keys of such a write
-/// come from the statement itself, never from the streamed rows: where the statement does not
-/// name them, every entry of the entity is invalidated.
+/// cache. A write to a cached table streamed anyway (`UPDATE .. RETURNING` through
+/// `stream_raw`) runs as `query_all` runs it, and its rows are streamed from memory once it
+/// has run: in a transaction of its own on [`CachedConnection`] when coherence is on or the
+/// table is write-behind (its invalidation log rows commit with it, its entity's pending
+/// outbox rows are applied first), its cache effects after the commit; inside a
+/// [`CachedTransaction`], buffered for the outermost commit like any statement's.
 #[must_use = "streams do nothing unless polled"]
 pub struct CachedStream<'a> {
-    rows: Pin<Box<dyn futures_core::Stream<Item = Result<QueryResult, DbErr>> + Send + 'a>>,
-    /// Effects of a streamed autocommit write, run once the stream ends or is dropped.
-    after: Option<Vec<Effect>>,
+    rows: Rows<'a>,
+}
+
+/// Where a [`CachedStream`]'s rows come from.
+enum Rows<'a> {
+    /// The database's stream of a read.
+    Database(Pin<Box<dyn futures_core::Stream<Item = Result<QueryResult, DbErr>> + Send + 'a>>),
+    /// The rows of a write, already run.
+    Written(std::vec::IntoIter<QueryResult>),
 }
 
 impl fmt::Debug for CachedStream<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedStream")
-            .field("pending_effects", &self.after.as_ref().map_or(0, Vec::len))
+            .field(
+                "written_rows_left",
+                &match &self.rows {
+                    Rows::Database(_) => None,
+                    Rows::Written(rows) => Some(rows.len()),
+                },
+            )
             .finish_non_exhaustive()
-    }
-}
-
-impl CachedStream<'_> {
-    fn settle(&mut self) {
-        if let Some(effects) = self.after.take() {
-            run(effects);
-        }
     }
 }
 
@@ -534,24 +539,17 @@ impl futures_core::Stream for CachedStream<'_> {
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        let next = self.rows.as_mut().poll_next(cx);
-        if let std::task::Poll::Ready(None) = next {
-            self.settle();
+        match &mut self.rows {
+            Rows::Database(rows) => rows.as_mut().poll_next(cx),
+            Rows::Written(rows) => std::task::Poll::Ready(rows.next().map(Ok)),
         }
-        next
     }
 }
 
-impl Drop for CachedStream<'_> {
-    fn drop(&mut self) {
-        self.settle();
-    }
-}
-
-/// `StreamTrait` for a cached connection type: the statement reaches `self.$inner`
-/// unchanged and its rows come back unchanged; a write's effects go to `self.$after`.
+/// `StreamTrait` for a cached connection type: a read reaches `self.$inner` unchanged and its
+/// rows come back unchanged; a write to a cached table runs through `query_all_raw`.
 macro_rules! cached_stream {
-    ($ty:ty, $inner:ident, $after:ident) => {
+    ($ty:ty, $inner:ident) => {
         impl sea_orm::StreamTrait for $ty {
             type Stream<'a> = CachedStream<'a>;
 
@@ -567,22 +565,22 @@ macro_rules! cached_stream {
                     let planned = self
                         .tables
                         .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
-                    let rows = sea_orm::StreamTrait::stream_raw(&self.$inner, stmt).await?;
-                    Ok(CachedStream {
-                        rows: Box::pin(rows),
-                        after: self.$after(planned),
-                    })
+                    let rows = if planned.is_empty() && !planned.writes_write_behind() {
+                        Rows::Database(Box::pin(
+                            sea_orm::StreamTrait::stream_raw(&self.$inner, stmt).await?,
+                        ))
+                    } else {
+                        Rows::Written(
+                            ConnectionTrait::query_all_raw(self, stmt)
+                                .await?
+                                .into_iter(),
+                        )
+                    };
+                    Ok(CachedStream { rows })
                 })
             }
         }
     };
-}
-
-impl CachedConnection {
-    /// A streamed autocommit write's effects, for the stream to run when it is done.
-    fn stream_effects(&self, planned: Planned) -> Option<Vec<Effect>> {
-        (!planned.is_empty()).then(|| planned.resolve(None, None))
-    }
 }
 
 impl CachedTransaction {
@@ -591,16 +589,10 @@ impl CachedTransaction {
     pub fn get_database_backend(&self) -> DbBackend {
         ConnectionTrait::get_database_backend(&self.txn)
     }
-
-    /// A streamed write's effects wait for the commit, like every statement's.
-    fn stream_effects(&self, planned: Planned) -> Option<Vec<Effect>> {
-        self.settle(planned, None, None);
-        None
-    }
 }
 
-cached_stream!(CachedConnection, db, stream_effects);
-cached_stream!(CachedTransaction, txn, stream_effects);
+cached_stream!(CachedConnection, db);
+cached_stream!(CachedTransaction, txn);
 
 impl CachedConnection {
     /// The database backend. Inherent, as on SeaORM's `DatabaseConnection`, so the call is

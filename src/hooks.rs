@@ -3,14 +3,19 @@
 //!
 //! SeaORM runs `after_save` and `after_delete` right after the statement, *before* the
 //! transaction (if any) commits, and gives the hook nothing to register an on-commit
-//! callback with. So the helpers only ever enqueue or invalidate; what they guarantee
-//! depends on the connection the write ran on:
+//! callback with. So the helpers invalidate (or quarantine) the key in this process at once
+//! and, with coherence on (DESIGN G8), add it to the invalidation log **on the connection the
+//! write ran on**, so inside a transaction the log row commits with the write. What they
+//! guarantee depends on that connection:
 //!
 //! | Connection passed to the hook | What the helper does | Guarantee |
 //! |---|---|---|
-//! | [`CachedConnection`] or [`CachedTransaction`] | nothing: the connection saw the statement and already invalidates the key after the commit | exact: after commit, never on rollback |
-//! | `DatabaseConnection` (autocommit) | invalidates the key at once: the statement has committed | exact |
-//! | `DatabaseTransaction`, or any other connection | invalidates the key and quarantines it for the entity's `fill_quarantine` ([`QUARANTINE`] unless configured): no load fills it until then | exact if the transaction commits within that time of the write; otherwise a read between the quarantine's end and the commit may cache the old row until its TTL. A rollback only costs a reload. |
+//! | [`CachedConnection`] or [`CachedTransaction`] | nothing: the connection saw the statement, invalidates the key after the commit and writes its log row | exact: after commit, never on rollback |
+//! | `DatabaseConnection` (autocommit) | invalidates the key at once (the statement has committed), then inserts its log row | exact here; other instances within the coherence bound, unless the process dies between the write and the log insert (then by TTL) |
+//! | `DatabaseTransaction`, or any other connection | invalidates the key, quarantines it for the entity's `fill_quarantine` ([`QUARANTINE`] unless configured), and inserts its log row in that transaction | with coherence on, exact within the coherence bound after the commit, in every instance this one included (the row's origin is no instance's, so this instance's tailer applies it too); a rollback removes the row and only costs a reload. With coherence off, exact only if the transaction commits within the quarantine; otherwise a read between the quarantine's end and the commit may cache the old row until its TTL |
+//!
+//! No log row is written for an entity whose changes database triggers capture (their
+//! trigger writes it), nor when no layer of the process has coherence on.
 //!
 //! The helpers tell these apart by the exact type of the connection `C` (its `TypeId`), never
 //! by its name: any other type, a service's own wrapper around one of these (whatever it is
@@ -34,12 +39,12 @@
 //! #[async_trait::async_trait]
 //! impl ActiveModelBehavior for ActiveModel {
 //!     async fn after_save<C: ConnectionTrait>(model: Model, db: &C, _insert: bool) -> Result<Model, DbErr> {
-//!         sea_orm_cache::hooks::after_save::<Entity, C>(&model, db);
+//!         sea_orm_cache::hooks::after_save::<Entity, C>(&model, db).await?;
 //!         Ok(model)
 //!     }
 //!
 //!     async fn after_delete<C: ConnectionTrait>(self, db: &C) -> Result<Self, DbErr> {
-//!         sea_orm_cache::hooks::after_delete::<Entity, C>(&self, db);
+//!         sea_orm_cache::hooks::after_delete::<Entity, C>(&self, db).await?;
 //!         Ok(self)
 //!     }
 //! }
@@ -48,12 +53,15 @@
 use std::any::{Any, TypeId};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::sea_query::IntoValueTuple;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr};
 
 use crate::connection::{CachedConnection, CachedTransaction};
 
+use crate::coherence::HOOK_ORIGIN;
 use crate::entity_cache::EntityCache;
-use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_of_model};
+use crate::invalidation::LogEntry;
+use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_of_model, key_text};
 
 pub use crate::config::QUARANTINE;
 
@@ -106,12 +114,16 @@ fn ran_on<C: ?Sized>() -> Ran {
     }
 }
 
-fn invalidate<E: CacheableEntity, C: ConnectionTrait>(db: &C, key: KeyOf<E>) {
+async fn invalidate<E: CacheableEntity, C: ConnectionTrait>(
+    db: &C,
+    key: KeyOf<E>,
+) -> Result<(), DbErr> {
     let ran = ran_on::<C>();
     if matches!(ran, Ran::Layer) {
-        return;
+        return Ok(());
     }
     let backend = db.get_database_backend();
+    let mut journal = None;
     for cache in caches_of::<E>() {
         // A layer on another kind of database cannot hold this row.
         if cache.db.get_database_backend() != backend {
@@ -123,19 +135,51 @@ fn invalidate<E: CacheableEntity, C: ConnectionTrait>(db: &C, key: KeyOf<E>) {
                 .store
                 .quarantine(&key, cache.config.fill_quarantine.as_millis() as u64),
         }
+        // Triggers write the row of a captured entity's write themselves.
+        if journal.is_none()
+            && !cache
+                .journal
+                .as_ref()
+                .is_none_or(|j| j.captures(cache.name))
+        {
+            journal = cache.journal.clone().map(|j| (j, cache.name));
+        }
     }
+    let Some((journal, entity)) = journal else {
+        return Ok(());
+    };
+    let entry = LogEntry {
+        entity,
+        key: Some(key_text(key.into_value_tuple())),
+    };
+    journal.write_as(db, [&entry], HOOK_ORIGIN).await
 }
 
 /// Call from `ActiveModelBehavior::after_save`: invalidates the saved row's key in every
-/// cache layer of the process on the same kind of database, as the [module docs](self)
-/// describe for the connection `db`.
-pub fn after_save<E: CacheableEntity, C: ConnectionTrait>(model: &E::Model, db: &C) {
-    invalidate::<E, C>(db, key_of_model::<E>(model));
+/// cache layer of the process on the same kind of database and, with coherence on, adds the
+/// key to the invalidation log on `db`, as the [module docs](self) describe for the
+/// connection `db`.
+///
+/// # Errors
+/// The database's, from the log insert; return it from the hook, so that a write inside a
+/// transaction does not commit without its log row.
+pub async fn after_save<E: CacheableEntity, C: ConnectionTrait>(
+    model: &E::Model,
+    db: &C,
+) -> Result<(), DbErr> {
+    invalidate::<E, C>(db, key_of_model::<E>(model)).await
 }
 
 /// Call from `ActiveModelBehavior::after_delete`, as [`after_save`].
-pub fn after_delete<E: CacheableEntity, C: ConnectionTrait>(active_model: &E::ActiveModel, db: &C) {
-    if let Some(key) = key_of_active_model::<E>(active_model) {
-        invalidate::<E, C>(db, key);
+///
+/// # Errors
+/// As [`after_save`].
+pub async fn after_delete<E: CacheableEntity, C: ConnectionTrait>(
+    active_model: &E::ActiveModel,
+    db: &C,
+) -> Result<(), DbErr> {
+    match key_of_active_model::<E>(active_model) {
+        Some(key) => invalidate::<E, C>(db, key).await,
+        None => Ok(()),
     }
 }

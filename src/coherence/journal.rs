@@ -15,6 +15,11 @@ use crate::invalidation::LogEntry;
 /// The invalidation log table.
 pub const INVALIDATION_TABLE: &str = "sea_orm_cache_invalidation";
 
+/// The origin of the rows the [hook helpers](crate::hooks) write: no instance has it, so
+/// every instance applies them, the writing one included (after the commit, which its hook
+/// could not see).
+pub(crate) const HOOK_ORIGIN: &str = "hook";
+
 /// The Postgres notification channel a writing transaction notifies on.
 pub(crate) const CHANNEL: &str = "sea_orm_cache_invalidation";
 
@@ -69,6 +74,17 @@ impl Journal {
         conn: &C,
         entries: impl IntoIterator<Item = &'e LogEntry>,
     ) -> Result<(), DbErr> {
+        self.write_as(conn, entries, &self.origin).await
+    }
+
+    /// [`write`](Self::write) with another origin than this instance's: rows every instance
+    /// applies, this one included (the hook helpers' rows, [`HOOK_ORIGIN`]).
+    pub(crate) async fn write_as<'e, C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        entries: impl IntoIterator<Item = &'e LogEntry>,
+        origin: &str,
+    ) -> Result<(), DbErr> {
         let entries: Vec<&LogEntry> = entries.into_iter().filter(|e| self.logs(e)).collect();
         if entries.is_empty() {
             return Ok(());
@@ -78,7 +94,8 @@ impl Journal {
         if backend == DbBackend::Postgres {
             // One statement per chunk that also queues the notification: one round trip.
             for chunk in entries.chunks(ROWS_PER_INSERT) {
-                conn.execute_raw(self.postgres_insert(chunk, now)).await?;
+                conn.execute_raw(postgres_insert(chunk, origin, now))
+                    .await?;
             }
             return Ok(());
         }
@@ -95,7 +112,7 @@ impl Journal {
                     .values([
                         entry.entity.into(),
                         entry.key.clone().into(),
-                        self.origin.clone().into(),
+                        origin.into(),
                         now.into(),
                     ])
                     .map_err(|err| DbErr::Custom(err.to_string()))?;
@@ -104,36 +121,36 @@ impl Journal {
         }
         Ok(())
     }
+}
 
-    /// Postgres: the `INSERT` of `entries` and the `pg_notify` of their commit, as one
-    /// statement.
-    fn postgres_insert(&self, entries: &[&LogEntry], now: i64) -> Statement {
-        let mut sql = String::from(
-            "INSERT INTO sea_orm_cache_invalidation (entity, pk, origin, created_at) \
+/// Postgres: the `INSERT` of `entries` and the `pg_notify` of their commit, as one
+/// statement.
+fn postgres_insert(entries: &[&LogEntry], origin: &str, now: i64) -> Statement {
+    let mut sql = String::from(
+        "INSERT INTO sea_orm_cache_invalidation (entity, pk, origin, created_at) \
              SELECT v.entity, v.pk, v.origin, v.created_at FROM (VALUES ",
-        );
-        let mut values = Vec::with_capacity(entries.len() * 2 + 2);
-        values.push(self.origin.clone().into());
-        values.push(now.into());
-        for (n, entry) in entries.iter().enumerate() {
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            let at = values.len();
-            sql.push_str(&format!(
-                "(${}::text, ${}::text, $1::text, $2::bigint)",
-                at + 1,
-                at + 2
-            ));
-            values.push(entry.entity.into());
-            values.push(entry.key.clone().into());
+    );
+    let mut values = Vec::with_capacity(entries.len() * 2 + 2);
+    values.push(origin.into());
+    values.push(now.into());
+    for (n, entry) in entries.iter().enumerate() {
+        if n > 0 {
+            sql.push_str(", ");
         }
+        let at = values.len();
         sql.push_str(&format!(
-            ") AS v(entity, pk, origin, created_at) \
-             CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS n"
+            "(${}::text, ${}::text, $1::text, $2::bigint)",
+            at + 1,
+            at + 2
         ));
-        Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+        values.push(entry.entity.into());
+        values.push(entry.key.clone().into());
     }
+    sql.push_str(&format!(
+        ") AS v(entity, pk, origin, created_at) \
+             CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS n"
+    ));
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }
 
 /// Creates the invalidation log table if it does not exist (called by

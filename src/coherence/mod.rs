@@ -10,7 +10,7 @@ mod stats;
 mod tailer;
 
 pub use journal::INVALIDATION_TABLE;
-pub(crate) use journal::{CHANNEL, Journal, create_table};
+pub(crate) use journal::{CHANNEL, HOOK_ORIGIN, Journal, create_table};
 #[cfg(feature = "postgres")]
 pub(crate) use listener::spawn as listen;
 pub use settings::Coherence;

@@ -5,10 +5,12 @@
 //! two-process test with a time bound is `coherence_processes.rs`.
 
 use entity::{profile, user};
+use futures_util::TryStreamExt;
 use sea_orm::ActiveValue::{Set, Unchanged};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement, StreamTrait,
+    TransactionTrait,
 };
 use sea_orm_cache::{CacheLayer, Coherence, Policy, Repository};
 
@@ -104,6 +106,39 @@ async fn another_instances_writes_reach_this_one_through_the_log(t: TestDb) {
                     };
                     conn.execute_unprepared(&sql).await.unwrap();
                 }
+                "stream" | "stream in a transaction" => {
+                    let backend = conn.get_database_backend();
+                    let sql = match backend {
+                        DbBackend::Postgres => "UPDATE users SET name = $1 WHERE id = $2",
+                        _ => "UPDATE users SET name = ? WHERE id = ?",
+                    };
+                    let stmt = Statement::from_sql_and_values(
+                        backend,
+                        sql,
+                        [name.clone().into(), u.id.into()],
+                    );
+                    if how == "stream" {
+                        let rows: Vec<_> = conn
+                            .stream_raw(stmt)
+                            .await
+                            .unwrap()
+                            .try_collect()
+                            .await
+                            .unwrap();
+                        assert!(rows.is_empty());
+                    } else {
+                        let txn = conn.begin().await.unwrap();
+                        let rows: Vec<_> = txn
+                            .stream_raw(stmt)
+                            .await
+                            .unwrap()
+                            .try_collect()
+                            .await
+                            .unwrap();
+                        assert!(rows.is_empty());
+                        txn.commit().await.unwrap();
+                    }
+                }
                 _ => unreachable!(),
             }
             users_b.flush().await.unwrap();
@@ -115,6 +150,8 @@ async fn another_instances_writes_reach_this_one_through_the_log(t: TestDb) {
             "connection",
             "update_many",
             "raw SQL",
+            "stream",
+            "stream in a transaction",
         ] {
             let before = name_in(&users_a, &t, u.id).await;
             assert!(
@@ -139,7 +176,7 @@ async fn another_instances_writes_reach_this_one_through_the_log(t: TestDb) {
                 "{policy:?} {how}: A shows B's write"
             );
         }
-        assert!(users_a.stats().remote_invalidations >= 5, "{policy:?}");
+        assert!(users_a.stats().remote_invalidations >= 7, "{policy:?}");
         let applied_b = b.coherence_stats().applied;
         b.catch_up().await.unwrap();
         assert_eq!(

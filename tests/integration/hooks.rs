@@ -6,7 +6,10 @@ use sea_orm::ActiveValue::{Set, Unchanged};
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, EntityTrait, ModelTrait, Schema, TransactionTrait,
 };
-use sea_orm_cache::{CacheLayer, Policy};
+use std::time::Duration;
+
+use sea_orm_cache::hooks::QUARANTINE;
+use sea_orm_cache::{CacheLayer, Clock, Coherence, Policy};
 
 use crate::common::*;
 
@@ -32,12 +35,12 @@ mod note {
             db: &C,
             _insert: bool,
         ) -> Result<Model, DbErr> {
-            sea_orm_cache::hooks::after_save::<Entity, C>(&model, db);
+            sea_orm_cache::hooks::after_save::<Entity, C>(&model, db).await?;
             Ok(model)
         }
 
         async fn after_delete<C: ConnectionTrait>(self, db: &C) -> Result<Self, DbErr> {
-            sea_orm_cache::hooks::after_delete::<Entity, C>(&self, db);
+            sea_orm_cache::hooks::after_delete::<Entity, C>(&self, db).await?;
             Ok(self)
         }
     }
@@ -87,14 +90,13 @@ fn edit(id: i64, text: &str) -> note::ActiveModel {
     }
 }
 
-/// One test per backend, so no other test's layer holds `notes` meanwhile (the hooks reach
-/// every layer of the process on the same kind of database).
-async fn hook_helpers_follow_the_connection_they_ran_on(t: TestDb) {
+/// Creates `notes` with rows 1 to 3 and 11 to 13, text "first".
+async fn notes_table(t: &TestDb) {
     let schema = Schema::new(t.db_backend());
     t.db.execute(&schema.create_table_from_entity(note::Entity))
         .await
         .unwrap();
-    for id in 1..=3 {
+    for id in (1..=3).chain(11..=13) {
         note::ActiveModel {
             id: Set(id),
             text: Set("first".into()),
@@ -103,6 +105,19 @@ async fn hook_helpers_follow_the_connection_they_ran_on(t: TestDb) {
         .await
         .unwrap();
     }
+}
+
+/// One test per backend, so no other test's layer holds `notes` meanwhile (the hooks reach
+/// every layer of the process on the same kind of database): its two parts run one after the
+/// other.
+async fn hook_helpers_follow_the_connection_they_ran_on(t: TestDb) {
+    notes_table(&t).await;
+    by_connection(&t).await;
+    a_hook_write_reaches_the_log_with_its_transaction(&t).await;
+}
+
+/// Autocommit, cached transaction, plain transaction, delete, a look-alike connection type.
+async fn by_connection(t: &TestDb) {
     let cache = CacheLayer::builder(t.db.clone())
         .cached::<note::Entity>(|c| c.policy(Policy::ReadThrough))
         .build()
@@ -167,6 +182,92 @@ async fn hook_helpers_follow_the_connection_they_ran_on(t: TestDb) {
         None,
         "not mistaken for the layer's connection"
     );
+    cache.shutdown().await.unwrap();
+}
+
+/// Rows of the invalidation log naming note `id`, by origin.
+async fn logged(t: &TestDb, id: i64) -> Vec<String> {
+    t.db.query_all_raw(sea_orm::Statement::from_string(
+        t.db_backend(),
+        format!(
+            "SELECT origin FROM sea_orm_cache_invalidation \
+             WHERE entity = 'notes' AND pk = '[{id}]' ORDER BY id"
+        ),
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.try_get::<String>("", "origin").unwrap())
+    .collect()
+}
+
+/// With coherence on, a hook adds its key to the invalidation log on the connection the write
+/// ran on: inside a plain transaction the row commits (or rolls back) with the write, and
+/// every instance applies it after the commit, the writing one included. So a read between
+/// the quarantine's end and a late commit, which caches the old row, is corrected once the
+/// commit is read from the log, where without the row it would last until the TTL.
+async fn a_hook_write_reaches_the_log_with_its_transaction(t: &TestDb) {
+    let clock = Clock::manual();
+    let cache = CacheLayer::builder(t.db.clone())
+        .clock(clock.clone())
+        .coherence(
+            Coherence::on()
+                .poll_interval(Duration::from_secs(3600))
+                .listen(false),
+        )
+        .cached::<note::Entity>(|c| c.policy(Policy::ReadThrough).ttl(Duration::from_secs(3600)))
+        .build()
+        .await
+        .unwrap();
+    let notes = cache.repository::<note::Entity>().unwrap();
+    notes.get(11).await.unwrap();
+
+    let txn = t.db.begin().await.unwrap();
+    edit(11, "late commit").update(&txn).await.unwrap();
+    assert_eq!(notes.peek(11), None, "quarantined at the write");
+    clock.advance(QUARANTINE + Duration::from_millis(1));
+    assert_eq!(
+        notes.get(11).await.unwrap().unwrap().text,
+        "first",
+        "past the quarantine, the uncommitted write is not seen and the old row is cached"
+    );
+    assert!(notes.peek(11).is_some());
+    txn.commit().await.unwrap();
+    cache.catch_up().await.unwrap();
+    assert_eq!(
+        notes.peek(11),
+        None,
+        "the log row invalidated the old row here too"
+    );
+    assert_eq!(notes.get(11).await.unwrap().unwrap().text, "late commit");
+    assert_eq!(
+        logged(t, 11).await,
+        ["hook"],
+        "one row, committed with the write"
+    );
+
+    // Rolled back: the log row goes with the write.
+    let txn = t.db.begin().await.unwrap();
+    edit(12, "rolled back").update(&txn).await.unwrap();
+    txn.rollback().await.unwrap();
+    assert!(
+        logged(t, 12).await.is_empty(),
+        "no log row without the write"
+    );
+
+    // Autocommit on the plain connection: the row follows the committed write.
+    edit(13, "autocommit").update(&t.db).await.unwrap();
+    assert_eq!(logged(t, 13).await, ["hook"]);
+
+    // Through the layer's own connection the layer writes the row, not the hook: one row.
+    edit(12, "cached")
+        .update(&cache.connection())
+        .await
+        .unwrap();
+    let rows = logged(t, 12).await;
+    assert_eq!(rows.len(), 1, "one row per write: {rows:?}");
+    assert_ne!(rows[0], "hook");
+    cache.shutdown().await.unwrap();
 }
 
 crate::backend_tests!(hook_helpers_follow_the_connection_they_ran_on);
