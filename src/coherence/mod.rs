@@ -2,6 +2,8 @@
 //! an invalidation log in the writing transaction (`journal.rs`); every layer tails that log
 //! from its own cursor and applies the other instances' rows to its stores (`tailer.rs`).
 
+#[cfg(feature = "sqlite")]
+mod data_version;
 mod journal;
 #[cfg(feature = "postgres")]
 mod listener;

@@ -7,8 +7,12 @@
 pub struct CoherenceStats {
     /// Log rows of other instances applied here.
     pub applied: u64,
-    /// Reads of the log.
+    /// Polls of the log (a read of the log, or on SQLite a `PRAGMA data_version` that found
+    /// nothing committed and skipped the read).
     pub polls: u64,
+    /// SQLite: polls that skipped reading the log because `PRAGMA data_version` showed no
+    /// commit since the previous poll.
+    pub unchanged_polls: u64,
     /// Reads of the log that failed (retried at the next poll).
     pub poll_errors: u64,
     /// Missing log ids given up on after `gap_timeout` (MySQL/MariaDB).

@@ -9,11 +9,18 @@
 //!   reads `xmin`, then every row with `txid >= cursor`, applies the ones not applied yet, and
 //!   moves the cursor to that `xmin`. A transaction held open elsewhere only holds the cursor
 //!   back; newer rows are applied as they commit (an early invalidation is harmless).
-//! - SQLite: one writer at a time, so ids become visible in order.
+//! - SQLite: one writer at a time, so ids become visible in order. A poll first asks
+//!   `PRAGMA data_version` (on a connection of its own) whether anything was committed since
+//!   the last one, and reads the log only if so.
 //! - MySQL/MariaDB: the cursor stops at a missing id (a gap) and newer rows are applied
 //!   early; a gap still missing after `gap_timeout` is taken for a rolled-back transaction
 //!   (whose id is never used) and passed. The log rows are the last statement before their
-//!   transaction's commit, so a gap normally closes within a commit's time.
+//!   transaction's commit, so a gap normally closes within a commit's time. Each poll reads
+//!   past the newest id seen and the open gaps by id, so a gap holds back only its own row,
+//!   never the rows after it however many there are.
+//!
+//! A poll reads at most `PAGE` rows past the newest id seen (MySQL/MariaDB, SQLite) and reads
+//! again at once while pages come back full.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -31,8 +38,12 @@ use crate::clock::wall_ms;
 use crate::invalidation::Tables;
 use crate::spans;
 
-/// Most rows one poll reads past the cursor (MySQL/MariaDB, SQLite).
+/// Most rows one read of the log returns past the cursor (MySQL/MariaDB, SQLite); a full
+/// page is followed by another read at once.
 const PAGE: i64 = 10_000;
+
+/// Most rows one `DELETE` of the pruning removes, so no statement holds the log for long.
+const PRUNE_BATCH: i64 = 10_000;
 
 /// Where a tailer has read to.
 #[derive(Debug)]
@@ -50,6 +61,9 @@ enum Cursor {
         through: i64,
         applied: BTreeMap<i64, ()>,
         gaps: BTreeMap<i64, Instant>,
+        /// SQLite: whether anything was committed since the last poll.
+        #[cfg(feature = "sqlite")]
+        data_version: Option<super::data_version::DataVersion>,
     },
 }
 
@@ -75,6 +89,7 @@ pub(crate) struct TailCounters {
     pub(crate) listener_reconnects: AtomicU64,
     pub(crate) resets: AtomicU64,
     pub(crate) pruned: AtomicU64,
+    pub(crate) unchanged: AtomicU64,
     pub(crate) last_lag_ms: AtomicU64,
     pub(crate) max_lag_ms: AtomicU64,
 }
@@ -170,6 +185,8 @@ impl Tailer {
             through,
             applied: BTreeMap::new(),
             gaps: BTreeMap::new(),
+            #[cfg(feature = "sqlite")]
+            data_version: (backend == DbBackend::Sqlite).then(Default::default),
         })
     }
 
@@ -216,8 +233,37 @@ impl Tailer {
         Ok(true)
     }
 
-    /// Reads and applies what is new since `cursor`, and moves it on.
-    async fn poll(&self, cursor: &mut Cursor) -> Result<(), DbErr> {
+    /// MySQL/MariaDB and SQLite: the log rows with these ids (the gaps below the newest id
+    /// seen), a few hundred per read.
+    async fn rows_with_ids(
+        &self,
+        ids: impl Iterator<Item = i64>,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        let ids: Vec<i64> = ids.collect();
+        let mut rows = Vec::new();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            rows.extend(
+                self.db
+                    .query_all_raw(Statement::from_sql_and_values(
+                        self.db.get_database_backend(),
+                        format!(
+                            "SELECT id, entity, pk, origin, created_at \
+                             FROM sea_orm_cache_invalidation WHERE id IN ({marks})"
+                        ),
+                        chunk.iter().map(|id| (*id).into()),
+                    ))
+                    .await?,
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Reads and applies what is new since `cursor`, and moves it on. Returns whether the
+    /// read filled a page, so there may be more to read now: `more` is that answer from the
+    /// previous read of the same catch-up (SQLite's change check is then skipped).
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))] // `more`
+    async fn poll(&self, cursor: &mut Cursor, more: bool) -> Result<bool, DbErr> {
         self.counters.polls.fetch_add(1, Ordering::Relaxed);
         match cursor {
             Cursor::Xid { xmin, applied } => {
@@ -244,16 +290,32 @@ impl Tailer {
                 through,
                 applied,
                 gaps,
+                #[cfg(feature = "sqlite")]
+                data_version,
             } => {
-                let rows = self
+                #[cfg(feature = "sqlite")]
+                if !more
+                    && let Some(check) = data_version
+                    && !check.changed(&self.db).await
+                {
+                    self.counters.unchanged.fetch_add(1, Ordering::Relaxed);
+                    return Ok(false);
+                }
+                // Past the newest id seen, a page at a time; and the gaps below it, which
+                // are read by id, so rows already applied are not read again.
+                let seen = applied.keys().next_back().copied().unwrap_or(*through);
+                let mut rows = self.rows_with_ids(gaps.keys().copied()).await?;
+                let past = self
                     .db
                     .query_all_raw(Statement::from_sql_and_values(
                         self.db.get_database_backend(),
                         "SELECT id, entity, pk, origin, created_at \
                          FROM sea_orm_cache_invalidation WHERE id > ? ORDER BY id LIMIT ?",
-                        [(*through).into(), PAGE.into()],
+                        [seen.into(), PAGE.into()],
                     ))
                     .await?;
+                let full = past.len() as i64 >= PAGE;
+                rows.extend(past);
                 let now = Instant::now();
                 traced(&rows, || {
                     let mut n = 0;
@@ -268,9 +330,10 @@ impl Tailer {
                     }
                     Ok(n)
                 })?;
-                // Ids below the newest one seen that are still missing: since when.
+                // Ids missing below the newest one seen now, since when (the ones below
+                // `seen` are in `gaps` already).
                 let newest = applied.keys().next_back().copied().unwrap_or(*through);
-                for id in *through + 1..newest {
+                for id in seen.max(*through) + 1..newest {
                     if !applied.contains_key(&id) {
                         gaps.entry(id).or_insert(now);
                     }
@@ -291,9 +354,11 @@ impl Tailer {
                         _ => break,
                     }
                 }
+                // A full page: read on at once.
+                return Ok(full);
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Reads and applies what is new now.
@@ -309,10 +374,16 @@ impl Tailer {
             empty => empty.insert(self.end().await?),
         };
         let started = self.clock.now_ms();
-        let polled = self.poll(cursor).await;
-        if polled.is_err() {
-            self.counters.poll_errors.fetch_add(1, Ordering::Relaxed);
-            return polled;
+        let mut more = false;
+        loop {
+            match self.poll(cursor, more).await {
+                Ok(true) => more = true,
+                Ok(false) => break,
+                Err(err) => {
+                    self.counters.poll_errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(err);
+                }
+            }
         }
         let last = self.last_read_ms.swap(started, Ordering::AcqRel);
         if started.saturating_sub(last) > self.retention_ms / 2 {
@@ -328,26 +399,41 @@ impl Tailer {
         Ok(())
     }
 
-    /// Deletes log rows older than the retention (by the writers' wall clocks).
+    /// Deletes log rows older than the retention (by the writers' wall clocks), oldest first,
+    /// at most [`PRUNE_BATCH`] per statement, until none is left.
     async fn prune(&self) -> Result<(), DbErr> {
         let before = wall_ms() - self.retention_ms as i64;
         let backend = self.db.get_database_backend();
         let sql = match backend {
-            DbBackend::Postgres => "DELETE FROM sea_orm_cache_invalidation WHERE created_at < $1",
-            _ => "DELETE FROM sea_orm_cache_invalidation WHERE created_at < ?",
+            DbBackend::Postgres => {
+                "DELETE FROM sea_orm_cache_invalidation WHERE id IN (SELECT id \
+                 FROM sea_orm_cache_invalidation WHERE created_at < $1 ORDER BY id LIMIT $2)"
+            }
+            // MySQL takes no LIMIT in an IN subquery, but a DELETE of its own may have one.
+            DbBackend::MySql => {
+                "DELETE FROM sea_orm_cache_invalidation WHERE created_at < ? ORDER BY id LIMIT ?"
+            }
+            _ => {
+                "DELETE FROM sea_orm_cache_invalidation WHERE id IN (SELECT id \
+                 FROM sea_orm_cache_invalidation WHERE created_at < ? ORDER BY id LIMIT ?)"
+            }
         };
-        let result = self
-            .db
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [before.into()],
-            ))
-            .await?;
-        self.counters
-            .pruned
-            .fetch_add(result.rows_affected(), Ordering::Relaxed);
-        Ok(())
+        loop {
+            let result = self
+                .db
+                .execute_raw(Statement::from_sql_and_values(
+                    backend,
+                    sql,
+                    [before.into(), PRUNE_BATCH.into()],
+                ))
+                .await?;
+            self.counters
+                .pruned
+                .fetch_add(result.rows_affected(), Ordering::Relaxed);
+            if (result.rows_affected() as i64) < PRUNE_BATCH {
+                return Ok(());
+            }
+        }
     }
 
     /// The tailer's task: polls every `poll_interval`, or sooner when woken, until stopped.
@@ -403,6 +489,7 @@ impl Tailer {
             listener_reconnects: c.listener_reconnects.load(Ordering::Relaxed),
             resets: c.resets.load(Ordering::Relaxed),
             pruned: c.pruned.load(Ordering::Relaxed),
+            unchanged_polls: c.unchanged.load(Ordering::Relaxed),
             last_lag_ms: c.last_lag_ms.load(Ordering::Relaxed),
             max_lag_ms: c.max_lag_ms.load(Ordering::Relaxed),
         }

@@ -223,7 +223,9 @@ async fn a_write_behind_acknowledgement_reaches_the_other_instance(t: TestDb) {
 
 /// Item 4 of the issue, forced: a transaction elsewhere has written its log row (a lower id,
 /// an older transaction) and stays open while B's later write commits and A reads it; when
-/// the held transaction commits, A applies its row too. SQLite cannot interleave this (one
+/// the held transaction commits, A applies its row too. 25,000 rows committed in between do
+/// not hold B's row back either (a gap holds back only its own row). SQLite cannot
+/// interleave this (one
 /// writer at a time: its ids become visible in order), so this runs on Postgres and MySQL.
 async fn a_lower_log_id_that_commits_late_is_not_skipped(t: TestDb) {
     if t.db_backend() == DbBackend::Sqlite {
@@ -264,12 +266,15 @@ async fn a_lower_log_id_that_commits_late_is_not_skipped(t: TestDb) {
     .await
     .unwrap();
 
+    // More committed rows than one page of the log read holds (10,000), so B's row comes
+    // after the held row's gap and past the first page.
+    filler_log_rows(&t, 25_000, now_ms()).await;
     users_b.update(rename(u2.id, "early")).await.unwrap();
     a.catch_up().await.unwrap();
     assert_eq!(
         users_a.peek(u2.id),
         None,
-        "the later write is applied early"
+        "the later write is applied early, however many rows lie between"
     );
     assert!(
         users_a.peek(u1.id).is_some(),
@@ -480,7 +485,132 @@ async fn a_transaction_held_open_elsewhere_does_not_stall_other_keys(t: TestDb) 
     b.shutdown().await.unwrap();
 }
 
+/// Inserts `rows` log rows of another instance for a table no layer caches, written at
+/// `created_at`: applying them changes nothing, but each one is read and counted.
+async fn filler_log_rows(t: &TestDb, rows: i64, created_at: i64) {
+    use sea_orm::sea_query::{Alias, Query};
+    for chunk in 0..(rows + 999) / 1_000 {
+        let mut insert = Query::insert();
+        insert
+            .into_table(Alias::new("sea_orm_cache_invalidation"))
+            .columns([
+                Alias::new("entity"),
+                Alias::new("pk"),
+                Alias::new("origin"),
+                Alias::new("created_at"),
+            ]);
+        for n in chunk * 1_000..rows.min((chunk + 1) * 1_000) {
+            insert.values_panic([
+                "elsewhere".into(),
+                format!("[{n}]").into(),
+                "another instance".into(),
+                created_at.into(),
+            ]);
+        }
+        t.db.execute(&insert).await.unwrap();
+    }
+}
+
+/// A burst of log rows bigger than a page (25,000 rows, pages of 10,000) is read whole by one
+/// `catch_up`, and the same rows, once older than the retention, are pruned whole by it
+/// (batches of 10,000).
+async fn a_burst_of_log_rows_is_read_and_pruned_whole(t: TestDb) {
+    const ROWS: i64 = 25_000;
+    let clock = sea_orm_cache::Clock::manual();
+    let retention = std::time::Duration::from_secs(10);
+    let a = CacheLayer::builder(t.connect_again().await)
+        .clock(clock.clone())
+        .coherence(
+            Coherence::on()
+                .poll_interval(std::time::Duration::from_secs(3600))
+                .listen(false)
+                .retention(retention),
+        )
+        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .build()
+        .await
+        .unwrap();
+    a.catch_up().await.unwrap();
+    let before = a.coherence_stats();
+    // Another instance's rows, written long ago, for a table A does not cache: applying them
+    // changes nothing here, but each one is read and counted.
+    filler_log_rows(&t, ROWS, 0).await;
+    assert_eq!(t.count("sea_orm_cache_invalidation").await, ROWS);
+    clock.advance(retention / 10);
+    a.catch_up().await.unwrap();
+    let after = a.coherence_stats();
+    assert_eq!(
+        after.applied - before.applied,
+        ROWS as u64,
+        "every row read at once"
+    );
+    assert_eq!(
+        after.pruned - before.pruned,
+        ROWS as u64,
+        "every old row pruned"
+    );
+    assert_eq!(t.count("sea_orm_cache_invalidation").await, 0);
+    assert_eq!(after.resets, 0);
+    a.shutdown().await.unwrap();
+}
+
+/// SQLite: a poll asks `PRAGMA data_version` first and reads the log only when something was
+/// committed since the previous poll; a commit by another instance is then read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_an_idle_log_is_not_read() {
+    run(Backend::Sqlite, "idle_log_not_read", |t| async move {
+        let reads_of_the_log = || {
+            t.log
+                .all()
+                .iter()
+                .filter(|sql| sql.contains("FROM sea_orm_cache_invalidation"))
+                .count()
+        };
+        let a = CacheLayer::builder(t.db.clone())
+            .coherence(
+                Coherence::on()
+                    .poll_interval(std::time::Duration::from_secs(3600))
+                    .listen(false),
+            )
+            .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+            .build()
+            .await
+            .unwrap();
+        let b = instance(&t, Policy::ReadThrough).await;
+        let u = seed_user(&t.db, 1).await;
+        let (users_a, users_b) = (
+            a.repository::<user::Entity>().unwrap(),
+            b.repository::<user::Entity>().unwrap(),
+        );
+        users_a.get(u.id).await.unwrap();
+        a.catch_up().await.unwrap();
+        t.log.clear();
+        let before = a.coherence_stats();
+        for _ in 0..3 {
+            a.catch_up().await.unwrap();
+        }
+        assert_eq!(
+            reads_of_the_log(),
+            0,
+            "nothing committed: the log is not read"
+        );
+        assert_eq!(
+            a.coherence_stats().unchanged_polls - before.unchanged_polls,
+            3
+        );
+
+        users_b.update(rename(u.id, "from B")).await.unwrap();
+        a.catch_up().await.unwrap();
+        assert_eq!(reads_of_the_log(), 1, "a commit: the log is read");
+        assert_eq!(users_a.peek(u.id), None, "and B's row applied");
+        a.shutdown().await.unwrap();
+        b.shutdown().await.unwrap();
+    })
+    .await;
+}
+
 crate::backend_tests!(
+    a_burst_of_log_rows_is_read_and_pruned_whole,
     a_transaction_held_open_elsewhere_does_not_stall_other_keys,
     an_instance_behind_the_retention_resets_and_old_rows_are_pruned,
     notifications_wake_the_tailer_and_a_killed_listener_loses_nothing,
