@@ -2,7 +2,8 @@
 //! UPDATE and DELETE read their transition tables, so a statement that changes 100,000 rows
 //! adds its log rows with one `INSERT ... SELECT`, not 100,000 trigger calls; TRUNCATE logs
 //! the whole entity. The function also sends the `pg_notify` the journal sends, delivered on
-//! commit, so the tailers wake.
+//! commit, so the tailers wake. It runs with the search path of the session that installed
+//! it, so a writer with another search path still finds the log table.
 
 use sea_orm::DbBackend;
 
@@ -51,8 +52,12 @@ pub(super) fn up(triggers: &Spec) -> Vec<String> {
          END",
         channel = literal(CHANNEL),
     );
+    // `SET search_path FROM CURRENT`: the function finds the log table where the installing
+    // session did, whatever the writing session's search path (once per statement: the
+    // triggers are statement-level).
     let function_sql = format!(
         "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql \
+         SET search_path FROM CURRENT \
          AS $sea_orm_cache$ {body} $sea_orm_cache$"
     );
     let events = [

@@ -229,6 +229,35 @@ async fn a_truncate_invalidates_the_whole_entity(t: TestDb) {
     assert_eq!(name_of(&users, b.id).await, None);
 }
 
+/// Postgres: a writer whose `search_path` does not name the log table's schema still writes,
+/// and its write is logged: the trigger function runs with the search path it was installed
+/// under. (Before, its `INSERT` into the unqualified log table failed, and with it the
+/// writer's `UPDATE`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_writer_with_another_search_path_is_logged() {
+    run(Backend::Postgres, "other_search_path", |t| async move {
+        let (cache, users) = instance(&t, Policy::ReadThrough).await;
+        let u = seed_user(&t.db, 1).await;
+        cache.catch_up().await.unwrap();
+        assert!(name_of(&users, u.id).await.is_some());
+        let txn = t.db.begin().await.unwrap();
+        exec(&txn, "SET LOCAL search_path TO pg_catalog").await;
+        exec(
+            &txn,
+            &format!(
+                "UPDATE public.users SET name = 'elsewhere' WHERE id = {}",
+                u.id
+            ),
+        )
+        .await;
+        txn.commit().await.unwrap();
+        cache.catch_up().await.unwrap();
+        assert_eq!(name_of(&users, u.id).await.as_deref(), Some("elsewhere"));
+        cache.shutdown().await.unwrap();
+    })
+    .await;
+}
+
 /// Installing twice leaves the catalog as installing once; uninstalling removes every
 /// trigger (and on Postgres the function), after which outside writes log nothing.
 async fn install_is_idempotent_and_uninstall_removes_everything(t: TestDb) {
