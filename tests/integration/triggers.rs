@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use entity::user;
+use entity::{profile, user};
 use entity_plain::tags;
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Schema, Statement, TransactionTrait};
@@ -256,6 +256,71 @@ async fn postgres_a_writer_with_another_search_path_is_logged() {
         cache.shutdown().await.unwrap();
     })
     .await;
+}
+
+/// Write-behind on a captured entity: the flush's `UPDATE` fires the triggers, whose log rows
+/// every instance applies, the writing one included, while a newer write of the same key is
+/// still pending. No instance goes back to the flushed value: A (the writer) and B (another
+/// instance, which had the key cached) both read the pending write, and after the next flush
+/// the table, A and B agree.
+async fn write_behind_on_a_captured_entity_keeps_the_newest_write(t: TestDb) {
+    let layer = || async {
+        register_under::<profile::Entity>(
+            CacheLayer::builder(t.connect_again().await)
+                .coherence(by_hand())
+                .install_triggers(),
+            Policy::WriteBehind,
+            |c| c.capture(Capture::Triggers),
+        )
+        .build()
+        .await
+        .unwrap()
+    };
+    let (a, b) = (layer().await, layer().await);
+    let (profiles_a, profiles_b) = (
+        a.repository::<profile::Entity>().unwrap(),
+        b.repository::<profile::Entity>().unwrap(),
+    );
+    let u = seed_user(&t.db, 1).await;
+    seed_profile(&t.db, u.id).await;
+    let visits = |n: i64| profile::ActiveModel {
+        user_id: sea_orm::ActiveValue::Unchanged(u.id),
+        visits: Set(n),
+        ..Default::default()
+    };
+    let table = || async {
+        profile::Entity::find_by_id(u.id)
+            .one(&t.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .visits
+    };
+    assert_eq!(profiles_b.get(u.id).await.unwrap().unwrap().visits, 0);
+
+    profiles_a.update(visits(1)).await.unwrap();
+    profiles_a.flush().await.unwrap();
+    assert_eq!(table().await, 1);
+    profiles_a.update(visits(2)).await.unwrap();
+    // A and B now read the log: B's acknowledgement rows for 1 and 2, and the trigger's
+    // row for the flush of 1, which A applies too.
+    a.catch_up().await.unwrap();
+    b.catch_up().await.unwrap();
+    assert!(
+        a.coherence_stats().applied >= 1,
+        "A applied the trigger's row for its own flush"
+    );
+    assert_eq!(profiles_a.get(u.id).await.unwrap().unwrap().visits, 2);
+    assert_eq!(profiles_b.get(u.id).await.unwrap().unwrap().visits, 2);
+
+    profiles_a.flush().await.unwrap();
+    a.catch_up().await.unwrap();
+    b.catch_up().await.unwrap();
+    assert_eq!(table().await, 2);
+    assert_eq!(profiles_a.get(u.id).await.unwrap().unwrap().visits, 2);
+    assert_eq!(profiles_b.get(u.id).await.unwrap().unwrap().visits, 2);
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
 }
 
 /// Installing twice leaves the catalog as installing once; uninstalling removes every
@@ -561,4 +626,5 @@ crate::backend_tests!(
     layer_writes_add_one_log_row_per_change,
     string_keys_are_written_in_the_canonical_text,
     the_sampler_finds_outside_writes_invalidated_not_stale,
+    write_behind_on_a_captured_entity_keeps_the_newest_write,
 );
