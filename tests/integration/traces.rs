@@ -5,7 +5,8 @@
 //!
 //! The subscriber is a small hand-written one, set for this test's thread only, on a
 //! current-thread runtime, so every span the layer opens (its background tasks' included) is
-//! recorded and no other test's is.
+//! recorded and no other test's is; and the test runs in a process of its own, so no other
+//! test's thread touches `tracing`'s process-wide callsite cache meanwhile.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -132,8 +133,29 @@ fn some(entity: &str, outcome: &str) -> (Option<String>, Option<String>) {
     (Some(entity.to_owned()), Some(outcome.to_owned()))
 }
 
+/// Runs [`spans_alone`] in a process of its own (this test binary, started again with only
+/// that test): `tracing` caches each callsite's interest for the whole process, and another
+/// test's thread meeting a callsite for the first time while this test set its subscriber
+/// left a span unrecorded once in CI (a `sea_orm_cache.write` span missing).
+#[test]
+fn a_miss_opens_a_span_with_its_outcome_and_a_hit_opens_none() {
+    // Output captured, so the child's test counts do not add to this run's.
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "traces::spans_alone", "--nocapture"])
+        .output()
+        .unwrap();
+    assert!(
+        child.status.success(),
+        "traces::spans_alone failed in its own process:\n{}\n{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+}
+
+/// The checks, alone in their process (see above).
 #[tokio::test(flavor = "current_thread")]
-async fn a_miss_opens_a_span_with_its_outcome_and_a_hit_opens_none() {
+#[ignore = "run by traces::a_miss_opens_a_span_with_its_outcome_and_a_hit_opens_none in a process of its own"]
+async fn spans_alone() {
     let recorder = Recorder::default();
     let _default = tracing::subscriber::set_default(recorder.clone());
 
