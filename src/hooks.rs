@@ -137,12 +137,9 @@ async fn invalidate<E: CacheableEntity, C: ConnectionTrait>(
         }
         // Triggers write the row of a captured entity's write themselves.
         if journal.is_none()
-            && !cache
-                .journal
-                .as_ref()
-                .is_none_or(|j| j.captures(cache.name))
+            && let Some(logging) = cache.journal.as_ref().filter(|j| !j.captures(cache.name))
         {
-            journal = cache.journal.clone().map(|j| (j, cache.name));
+            journal = Some((logging.clone(), cache.name));
         }
     }
     let Some((journal, entity)) = journal else {

@@ -42,6 +42,16 @@ use crate::spans;
 /// page is followed by another read at once.
 const PAGE: i64 = 10_000;
 
+/// A `SELECT` of the columns a poll applies from the invalidation log, followed by `$rest`.
+macro_rules! select_log_rows {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, entity, pk, origin, created_at FROM sea_orm_cache_invalidation ",
+            $rest
+        )
+    };
+}
+
 /// Most rows one `DELETE` of the pruning removes, so no statement holds the log for long.
 const PRUNE_BATCH: i64 = 10_000;
 
@@ -247,10 +257,7 @@ impl Tailer {
                 self.db
                     .query_all_raw(Statement::from_sql_and_values(
                         self.db.get_database_backend(),
-                        format!(
-                            "SELECT id, entity, pk, origin, created_at \
-                             FROM sea_orm_cache_invalidation WHERE id IN ({marks})"
-                        ),
+                        format!(select_log_rows!("WHERE id IN ({})"), marks),
                         chunk.iter().map(|id| (*id).into()),
                     ))
                     .await?,
@@ -309,8 +316,7 @@ impl Tailer {
                     .db
                     .query_all_raw(Statement::from_sql_and_values(
                         self.db.get_database_backend(),
-                        "SELECT id, entity, pk, origin, created_at \
-                         FROM sea_orm_cache_invalidation WHERE id > ? ORDER BY id LIMIT ?",
+                        select_log_rows!("WHERE id > ? ORDER BY id LIMIT ?"),
                         [seen.into(), PAGE.into()],
                     ))
                     .await?;

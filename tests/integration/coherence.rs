@@ -352,6 +352,28 @@ async fn notifications_wake_the_tailer_and_a_killed_listener_loses_nothing(t: Te
     b.shutdown().await.unwrap();
 }
 
+/// A layer that reads the log only when told to (`catch_up`), with `retention` and the
+/// manual `clock`, caching `users` read-through with `configure` applied.
+async fn retention_instance(
+    t: &TestDb,
+    clock: &sea_orm_cache::Clock,
+    retention: std::time::Duration,
+    configure: impl FnOnce(sea_orm_cache::CacheConfig) -> sea_orm_cache::CacheConfig + Send + 'static,
+) -> CacheLayer {
+    CacheLayer::builder(t.connect_again().await)
+        .clock(clock.clone())
+        .coherence(
+            Coherence::on()
+                .poll_interval(std::time::Duration::from_secs(3600))
+                .listen(false)
+                .retention(retention),
+        )
+        .cached::<user::Entity>(move |c| configure(c.policy(Policy::ReadThrough)))
+        .build()
+        .await
+        .unwrap()
+}
+
 /// Retention: an instance that has not read the log for half the retention (paused; the
 /// layer's manual clock stands for the pause) drops everything it holds when it next reads,
 /// since the rows it missed may be pruned; here they are gone (another instance pruned
@@ -360,21 +382,10 @@ async fn notifications_wake_the_tailer_and_a_killed_listener_loses_nothing(t: Te
 async fn an_instance_behind_the_retention_resets_and_old_rows_are_pruned(t: TestDb) {
     let clock = sea_orm_cache::Clock::manual();
     let retention = std::time::Duration::from_secs(10);
-    let a = CacheLayer::builder(t.connect_again().await)
-        .clock(clock.clone())
-        .coherence(
-            Coherence::on()
-                .poll_interval(std::time::Duration::from_secs(3600))
-                .listen(false)
-                .retention(retention),
-        )
-        .cached::<user::Entity>(|c| {
-            c.policy(Policy::ReadThrough)
-                .ttl(std::time::Duration::from_secs(3600))
-        })
-        .build()
-        .await
-        .unwrap();
+    let a = retention_instance(&t, &clock, retention, |c| {
+        c.ttl(std::time::Duration::from_secs(3600))
+    })
+    .await;
     let b = instance(&t, Policy::ReadThrough).await;
     let (users_a, users_b) = (
         a.repository::<user::Entity>().unwrap(),
@@ -518,18 +529,7 @@ async fn a_burst_of_log_rows_is_read_and_pruned_whole(t: TestDb) {
     const ROWS: i64 = 25_000;
     let clock = sea_orm_cache::Clock::manual();
     let retention = std::time::Duration::from_secs(10);
-    let a = CacheLayer::builder(t.connect_again().await)
-        .clock(clock.clone())
-        .coherence(
-            Coherence::on()
-                .poll_interval(std::time::Duration::from_secs(3600))
-                .listen(false)
-                .retention(retention),
-        )
-        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
-        .build()
-        .await
-        .unwrap();
+    let a = retention_instance(&t, &clock, retention, |c| c).await;
     a.catch_up().await.unwrap();
     let before = a.coherence_stats();
     // Another instance's rows, written long ago, for a table A does not cache: applying them
