@@ -138,8 +138,8 @@ where
 
     #[inline]
     fn is_fresh(&self, entry: &Entry<M>) -> bool {
-        entry.generation == self.generation.load(Ordering::Acquire)
-            && self.clock.now_ms() < entry.expires_at
+        entry.is_of_generation(self.generation.load(Ordering::Acquire))
+            && self.clock.now_ms() < entry.expires_at()
     }
 
     /// The hit path: one quick_cache lookup, one clock read, one generation read, and the
@@ -167,7 +167,8 @@ where
         let (Some(sampler), Some(entry)) = (&self.sampler, self.cache.peek(key)) else {
             return;
         };
-        let (value, expires_at) = (entry.value, entry.expires_at);
+        let expires_at = entry.expires_at();
+        let value = entry.value;
         // The longest life the entry can have been given.
         let lifetime = match &value {
             Some(_) => self.ttl_ms,
@@ -210,7 +211,7 @@ where
         let latest = self.clock.now_ms().saturating_add(ttl_ms);
         let removed = std::cell::Cell::new(0);
         self.cache.retain(|_, entry| {
-            let keep = entry.is_dirty() || entry.expires_at <= latest;
+            let keep = entry.is_dirty() || entry.expires_at() <= latest;
             removed.set(removed.get() + u64::from(!keep));
             keep
         });
@@ -273,7 +274,7 @@ where
         stale: Entry<M>,
     ) {
         let stripe = lock(self.stripe(key));
-        if stripe.admits(ticket, self.clock.now_ms()) {
+        if self.admits(&stripe, ticket) {
             let _ = guard.insert(stale);
         }
     }
@@ -281,8 +282,8 @@ where
     /// Whether an expired entry may still be served because loading failed.
     pub(crate) fn may_serve_stale(&self, stale: &Entry<M>) -> bool {
         self.stale_if_error_ms.is_some_and(|window| {
-            stale.generation == self.generation.load(Ordering::Acquire)
-                && self.clock.now_ms() < stale.expires_at.saturating_add(window)
+            stale.is_of_generation(self.generation.load(Ordering::Acquire))
+                && self.clock.now_ms() < stale.expires_at().saturating_add(window)
         })
     }
 
@@ -292,6 +293,15 @@ where
             generation: self.generation.load(Ordering::Acquire),
             epoch: self.epoch.load(Ordering::Acquire),
         }
+    }
+
+    /// Whether a fill or put that took `ticket` may be made now, under its stripe's lock:
+    /// no write or invalidation of the stripe since, no quarantine, and no entity-wide
+    /// invalidation since (the whole generation is compared here; entries keep only its low
+    /// bits).
+    fn admits(&self, stripe: &Stripe<K>, ticket: Ticket) -> bool {
+        stripe.admits(ticket, self.clock.now_ms())
+            && ticket.generation == self.generation.load(Ordering::Acquire)
     }
 
     fn stripe(&self, key: &K) -> &Mutex<Stripe<K>> {
@@ -348,7 +358,7 @@ where
         value: Option<Arc<M>>,
     ) {
         let stripe = lock(self.stripe(key));
-        if !stripe.admits(ticket, self.clock.now_ms()) {
+        if !self.admits(&stripe, ticket) {
             drop(stripe);
             bump(&self.counters.stale_fills_rejected);
             return;
@@ -372,7 +382,7 @@ where
     /// not as an eviction.
     pub(crate) fn fill(&self, key: K, ticket: Ticket, value: Option<Arc<M>>) {
         let stripe = lock(self.stripe(&key));
-        if !stripe.admits(ticket, self.clock.now_ms()) {
+        if !self.admits(&stripe, ticket) {
             drop(stripe);
             bump(&self.counters.stale_fills_rejected);
             return;
@@ -453,8 +463,7 @@ where
     /// [`mark_flushed`](Self::mark_flushed).
     pub(crate) fn put(&self, key: K, ticket: Ticket, value: Arc<M>, dirty: bool) -> bool {
         let mut stripe = lock(self.stripe(&key));
-        let unchanged = stripe.admits(ticket, self.clock.now_ms())
-            && ticket.generation == self.generation.load(Ordering::Acquire);
+        let unchanged = self.admits(&stripe, ticket);
         stripe.epoch = self.next_epoch();
         if unchanged {
             let seq = dirty.then(|| self.dirty_seq.fetch_add(1, Ordering::AcqRel));
@@ -552,5 +561,47 @@ mod tests {
             assert!(store.put(key, store.ticket(), Arc::new(key), false));
         }
         assert!(counters.evicted.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn a_fill_from_before_a_whole_cycle_of_kept_generation_bits_is_refused() {
+        // Entries keep the generation's low bits only: after 2^GENERATION_BITS entity-wide
+        // invalidations an old ticket's generation looks current in an entry. The fill check
+        // compares the whole generation, so the load's old row is not cached.
+        let counters = Arc::new(Counters::default());
+        let store: Store<i64, i64> = Store::new(
+            &CacheConfig::default().capacity(2),
+            Clock::manual(),
+            counters.clone(),
+            None,
+        );
+        let ticket = store.ticket();
+        for _ in 0..1u32 << entry::GENERATION_BITS {
+            store.invalidate_all();
+        }
+        store.fill(1, ticket, Some(Arc::new(1)));
+        assert!(
+            store.peek(&1).is_none(),
+            "a row loaded before the invalidations was cached"
+        );
+        store.fill(1, store.ticket(), Some(Arc::new(2)));
+        assert_eq!(store.peek(&1), Some(Some(Arc::new(2))));
+    }
+
+    #[test]
+    fn an_entry_keeps_its_expiry_generation_and_flags() {
+        let entry = Entry::new(Some(Arc::new(7)), 123_456, 0xabc_def, false, true);
+        assert_eq!(entry.expires_at(), 123_456);
+        assert!(entry.is_of_generation(0xabc_def));
+        assert!(!entry.is_of_generation(0xabc_dee));
+        assert!(entry.is_dirty() && !entry.is_transient());
+        let clean = entry.cleaned();
+        assert!(!clean.is_dirty() && clean.expires_at() == 123_456);
+        let never = Entry::new(None::<Arc<i64>>, u64::MAX, 0, true, false);
+        assert!(never.is_transient() && !never.is_dirty());
+        assert!(
+            never.expires_at() > 100 * 365 * 24 * 3_600 * 1_000,
+            "never expires"
+        );
     }
 }
