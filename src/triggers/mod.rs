@@ -152,14 +152,23 @@ impl Triggers {
         }
     }
 
-    /// Runs [`up`](Self::up) on `db`. Installing twice is a no-op. The invalidation log table
-    /// must exist (see [`outbox::create_tables`](crate::outbox::create_tables)).
+    /// Installs the triggers on `db`, as [`up`](Self::up) does. Installing twice is a no-op.
+    /// The invalidation log table must exist (see
+    /// [`outbox::create_tables`](crate::outbox::create_tables)).
+    ///
+    /// On Postgres it is one statement that first takes a transaction-level advisory lock, so
+    /// instances that install at the same moment (several replicas starting with
+    /// `install_triggers`) take turns instead of failing on each other's catalog rows.
     ///
     /// # Errors
-    /// [`Error::Db`] with the database's error; statements run before it stay applied (run
-    /// it inside a transaction, as a migration does on Postgres, to have all or nothing).
+    /// [`Error::Db`] with the database's error. On MySQL/MariaDB and SQLite, statements run
+    /// before it stay applied (run it inside a transaction to have all or nothing where the
+    /// backend allows it); on Postgres the one statement is all or nothing.
     pub async fn install<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
-        self.run(db, self.up(db.get_database_backend())).await
+        match db.get_database_backend() {
+            DbBackend::Postgres => self.run(db, vec![postgres::install(&self.spec)]).await,
+            backend => self.run(db, self.up(backend)).await,
+        }
     }
 
     /// Runs [`down`](Self::down) on `db`: removes every trigger and function `install`

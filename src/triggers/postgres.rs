@@ -28,6 +28,34 @@ fn qualified(triggers: &Spec, name: &str) -> String {
 /// The statements that install the triggers; each may run again (the function is replaced
 /// by itself, a trigger that exists is kept).
 pub(super) fn up(triggers: &Spec) -> Vec<String> {
+    let (function_sql, create) = parts(triggers);
+    vec![
+        function_sql,
+        format!("DO $sea_orm_cache$ BEGIN {create}END $sea_orm_cache$"),
+    ]
+}
+
+/// The advisory lock `install` holds for its transaction: installs of any table serialise
+/// on it ("sea_orm_cache triggers" as eight bytes of ASCII, high bit clear).
+const INSTALL_LOCK: i64 = 0x7365_615f_7472_6967;
+
+/// [`up`] as one statement that first takes [`INSTALL_LOCK`] for its transaction. Two
+/// instances that install at once would otherwise race in the catalog: the second
+/// `CREATE OR REPLACE FUNCTION` waits for the first's row in `pg_proc`, then fails ("tuple
+/// concurrently updated", or a duplicate key when the function was new). Serialised, the
+/// second replaces the function with itself and keeps the triggers it finds.
+pub(super) fn install(triggers: &Spec) -> String {
+    let (function_sql, create) = parts(triggers);
+    format!(
+        "DO $sea_orm_cache_install$ BEGIN PERFORM pg_advisory_xact_lock({INSTALL_LOCK}); \
+         EXECUTE {}; {create}END $sea_orm_cache_install$",
+        literal(&function_sql)
+    )
+}
+
+/// The `CREATE OR REPLACE FUNCTION` statement, and the PL/pgSQL that creates each missing
+/// trigger.
+fn parts(triggers: &Spec) -> (String, String) {
     let table = qualified(triggers, &triggers.table);
     let function = qualified(triggers, &triggers.name("log"));
     let insert = triggers.log_insert(BACKEND);
@@ -80,7 +108,7 @@ pub(super) fn up(triggers: &Spec) -> Vec<String> {
         ),
         ("trunc", "TRUNCATE", "FOR EACH STATEMENT".to_owned()),
     ];
-    let mut create = String::from("DO $sea_orm_cache$ BEGIN ");
+    let mut create = String::new();
     for (suffix, event, rows) in events {
         let name = triggers.name(suffix);
         create.push_str(&format!(
@@ -92,8 +120,7 @@ pub(super) fn up(triggers: &Spec) -> Vec<String> {
             ident(BACKEND, &name),
         ));
     }
-    create.push_str("END $sea_orm_cache$");
-    vec![function_sql, create]
+    (function_sql, create)
 }
 
 /// The statements that remove the triggers and their function; each may run again.

@@ -258,6 +258,67 @@ async fn postgres_a_writer_with_another_search_path_is_logged() {
     .await;
 }
 
+/// Two instances that install the triggers at the same moment (replicas starting together
+/// with `install_triggers`) take turns, and both succeed. Forced: the first install runs in a
+/// transaction held open until the second is seen waiting for a lock in `pg_stat_activity`;
+/// then the first commits. Without the install's advisory lock the second waits on the
+/// function's catalog row instead, and fails when the first commits ("tuple concurrently
+/// updated").
+#[tokio::test]
+async fn postgres_installs_at_the_same_moment_take_turns() {
+    run(Backend::Postgres, "installs_take_turns", |t| async move {
+        sea_orm_cache::outbox::create_tables(&t.db).await.unwrap();
+        // The function exists already, as on every start but the first.
+        triggers::install::<user::Entity, _>(&t.db).await.unwrap();
+        let first = t.db.begin().await.unwrap();
+        triggers::install::<user::Entity, _>(&first).await.unwrap();
+        let other = t.connect_again().await;
+        let second =
+            tokio::spawn(async move { triggers::install::<user::Entity, _>(&other).await });
+        let waiting = "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let row =
+                t.db.query_one_raw(Statement::from_string(DbBackend::Postgres, waiting))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            if row.try_get::<i64>("", "n").unwrap() > 0 {
+                break;
+            }
+            assert!(
+                !second.is_finished(),
+                "the second install did not wait for the first"
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the second install was never seen waiting"
+            );
+            tokio::task::yield_now().await;
+        }
+        first.commit().await.unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(30), second)
+            .await
+            .expect("the second install still waits after the first committed")
+            .unwrap();
+        assert!(second.is_ok(), "the second install failed: {second:?}");
+        assert!(
+            triggers::for_entity::<user::Entity>()
+                .unwrap()
+                .installed(&t.db)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            catalog_count(&t, "users").await,
+            5,
+            "4 triggers and 1 function"
+        );
+    })
+    .await;
+}
+
 /// Write-behind on a captured entity: the flush's `UPDATE` fires the triggers, whose log rows
 /// every instance applies, the writing one included, while a newer write of the same key is
 /// still pending. No instance goes back to the flushed value: A (the writer) and B (another
