@@ -36,7 +36,7 @@ pub(super) fn up(triggers: &Spec) -> Vec<String> {
 }
 
 /// The advisory lock `install` holds for its transaction: installs of any table serialise
-/// on it ("sea_orm_cache triggers" as eight bytes of ASCII, high bit clear).
+/// on it (the ASCII bytes of "sea_trig").
 const INSTALL_LOCK: i64 = 0x7365_615f_7472_6967;
 
 /// [`up`] as one statement that first takes [`INSTALL_LOCK`] for its transaction. Two
