@@ -14,7 +14,9 @@
 //! `fetch_add` instead: exact, only dearer.
 //!
 //! Finding the slot is one read of a constant-initialised thread-local (an `fs`-relative load
-//! on x86-64 Linux), no lazy initialisation on the hit path.
+//! on x86-64 Linux), no lazy initialisation on the hit path. A thread's first count is the
+//! exception, once per thread: it takes the list's mutex and registers the release at thread
+//! exit (which may allocate in the standard library's list of thread-local destructors).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
