@@ -543,15 +543,21 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn replacing_an_entry_is_not_an_eviction() {
+    /// A store of two entries on a manual clock, with no sampler, and its counters.
+    fn small_store() -> (Store<i64, i64>, Arc<Counters>) {
         let counters = Arc::new(Counters::default());
-        let store: Store<i64, i64> = Store::new(
+        let store = Store::new(
             &CacheConfig::default().capacity(2),
             Clock::manual(),
             counters.clone(),
             None,
         );
+        (store, counters)
+    }
+
+    #[test]
+    fn replacing_an_entry_is_not_an_eviction() {
+        let (store, counters) = small_store();
         for round in 0..10 {
             assert!(store.put(1, store.ticket(), Arc::new(round), false));
         }
@@ -568,13 +574,7 @@ mod tests {
         // Entries keep the generation's low bits only: after 2^GENERATION_BITS entity-wide
         // invalidations an old ticket's generation looks current in an entry. The fill check
         // compares the whole generation, so the load's old row is not cached.
-        let counters = Arc::new(Counters::default());
-        let store: Store<i64, i64> = Store::new(
-            &CacheConfig::default().capacity(2),
-            Clock::manual(),
-            counters.clone(),
-            None,
-        );
+        let (store, _) = small_store();
         let ticket = store.ticket();
         for _ in 0..1u32 << entry::GENERATION_BITS {
             store.invalidate_all();
