@@ -135,7 +135,9 @@ pub mod triggers;
 pub use cached::{CachedEntity, ModelCodec};
 pub use clock::Clock;
 pub use coherence::{Coherence, CoherenceStats, INVALIDATION_TABLE};
-pub use config::{CacheConfig, Capture, FreshnessConfig, OverBudget, Policy, WriteBehindConfig};
+pub use config::{
+    CacheConfig, Capture, DEFAULT_MIN_TTL, FreshnessConfig, OverBudget, Policy, WriteBehindConfig,
+};
 pub use connection::{CachedConnection, CachedStream, CachedTransaction};
 pub use either_connection::CachedConnectionTrait;
 pub use error::{Error, InvalidSetting, Result};
