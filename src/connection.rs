@@ -226,6 +226,38 @@ where
     E: fmt::Display + fmt::Debug + Send,
 {
     let outcome = callback(&txn).await;
+    finish(txn, outcome).await
+}
+
+/// `transaction_async` and `transaction_with_config_async` of both connection types: begins
+/// on `conn` (with `config`, the isolation level and access mode, if given), runs `callback`.
+async fn run_transaction_async<C, F, T, E>(
+    conn: &C,
+    config: Option<(Option<IsolationLevel>, Option<AccessMode>)>,
+    callback: F,
+) -> Result<T, TransactionError<E>>
+where
+    C: TransactionTrait<Transaction = CachedTransaction>,
+    F: for<'c> AsyncFnOnce(&'c CachedTransaction) -> Result<T, E> + Send,
+    T: Send,
+    E: fmt::Display + fmt::Debug + Send,
+{
+    let txn = match config {
+        None => conn.begin().await,
+        Some((isolation_level, access_mode)) => {
+            conn.begin_with_config(isolation_level, access_mode).await
+        }
+    }
+    .map_err(TransactionError::Connection)?;
+    let outcome = callback(&txn).await;
+    finish(txn, outcome).await
+}
+
+/// Commits `txn` after `Ok`, rolls it back after `Err`.
+async fn finish<T, E>(
+    txn: CachedTransaction,
+    outcome: Result<T, E>,
+) -> Result<T, TransactionError<E>> {
     match outcome {
         Ok(value) => {
             txn.commit().await.map_err(TransactionError::Connection)?;
@@ -494,6 +526,58 @@ macro_rules! cached_connection {
 
 cached_connection!(CachedConnection, db);
 cached_connection!(CachedTransaction, txn);
+
+/// SeaORM's async-closure transactions (`DatabaseConnection::transaction_async` and
+/// `transaction_with_config_async`), so code that calls them keeps compiling on
+/// `cache.connection()` and needs no `Box::pin`. The closure runs in a [`CachedTransaction`]
+/// (on a [`CachedTransaction`], a savepoint): committed if it returns `Ok`, rolled back if it
+/// returns `Err`; cache effects run after the outermost commit, as for
+/// [`TransactionTrait::transaction`]. On SQLite the transaction begins `IMMEDIATE` (see
+/// [`CachedConnection`]'s transactions).
+macro_rules! transaction_async {
+    ($ty:ty) => {
+        impl $ty {
+            /// Runs `callback` in a transaction: committed after `Ok`, rolled back after `Err`.
+            ///
+            /// # Errors
+            /// `TransactionError::Transaction` with the callback's error, after the rollback;
+            /// `TransactionError::Connection` with the database's on begin, commit or rollback.
+            pub async fn transaction_async<F, T, E>(
+                &self,
+                callback: F,
+            ) -> Result<T, TransactionError<E>>
+            where
+                F: for<'c> AsyncFnOnce(&'c CachedTransaction) -> Result<T, E> + Send,
+                T: Send,
+                E: fmt::Display + fmt::Debug + Send,
+            {
+                run_transaction_async(self, None, callback).await
+            }
+
+            /// [`transaction_async`](Self::transaction_async) with an isolation level and
+            /// access mode.
+            ///
+            /// # Errors
+            /// As [`transaction_async`](Self::transaction_async).
+            pub async fn transaction_with_config_async<F, T, E>(
+                &self,
+                callback: F,
+                isolation_level: Option<IsolationLevel>,
+                access_mode: Option<AccessMode>,
+            ) -> Result<T, TransactionError<E>>
+            where
+                F: for<'c> AsyncFnOnce(&'c CachedTransaction) -> Result<T, E> + Send,
+                T: Send,
+                E: fmt::Display + fmt::Debug + Send,
+            {
+                run_transaction_async(self, Some((isolation_level, access_mode)), callback).await
+            }
+        }
+    };
+}
+
+transaction_async!(CachedConnection);
+transaction_async!(CachedTransaction);
 
 /// The row stream of [`CachedConnection`] and [`CachedTransaction`] (their SeaORM
 /// `StreamTrait::Stream`): the database's rows, unchanged and in order.
