@@ -132,7 +132,7 @@ impl CacheLayerBuilder {
     /// use std::time::Duration;
     /// use sea_orm_cache::{CacheLayer, Policy};
     /// let cache = CacheLayer::builder(db)
-    ///     .cached::<entity::user::Entity>(|c| c.policy(Policy::WriteThrough).ttl(Duration::from_secs(60)))
+    ///     .entity::<entity::user::Entity>(|c| c.policy(Policy::WriteThrough).ttl(Duration::from_secs(60)))
     ///     .build()
     ///     .await?;
     /// # Ok(()) }
