@@ -4,6 +4,9 @@
 //! asked. Time is the layer's manual clock: the sampler's grace delays and windows follow it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use entity::user;
@@ -13,6 +16,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use sea_orm_cache::{
     CacheConfig, CacheLayer, Clock, Coherence, FreshnessConfig, OverBudget, Policy, Repository,
 };
+use tokio::time::MissedTickBehavior;
 
 use crate::common::*;
 
@@ -396,10 +400,199 @@ async fn over_budget_shortens_the_ttl_until_the_ratio_is_back(t: TestDb) {
     }
 }
 
+/// The real-time workload: `KEYS` users read through (TTL 5 s), an outside program updating
+/// random ones so each key is written every `write_every` on average.
+const KEYS: usize = 200;
+const TTL: Duration = Duration::from_secs(5);
+/// How long readers and the writer run, on real time.
+const RUN: Duration = Duration::from_secs(10);
+/// Reads a second, over two reader tasks.
+const READS_PER_SEC: u64 = 1_000;
+
+/// The share of hits that returned a version older than one committed before the read began,
+/// recorded by the test, and the sampler's estimate of it, on real time: readers hit `KEYS`
+/// users (read-through, TTL 5 s) while an outside program (a second plain connection, no
+/// triggers, so no invalidation ever reaches the layer) sets random users' `updated_at` to the
+/// next version of that key, each key every `write_every` on average.
+///
+/// The truth: the writer publishes, per key, the version it is about to send and, once the
+/// database acknowledged it, the version committed; a reader loads the committed version
+/// before its read begins, so a hit that returns an older one is stale for certain. (A hit
+/// returning a version older than one merely sent is counted apart: its write may have
+/// committed just before or after the read began; the test checks those are a few.) Misses
+/// load the row and are never stale, so the truth is stale reads over the layer's hits.
+///
+/// Every hit is sampled (`sample_rate` 1.0, no ceiling in the way); a sampled hit is dropped
+/// only when the sampler's queue is full, which picks hits regardless of their staleness. With
+/// `n` samples of `h` hits at a stale share `p`, the estimate's standard error relative to `p`
+/// is `sqrt((1 - p) / (n p) * (1 - n / h))`: at the 50 s workload (`p` near 5%, about 10,000
+/// hits) under 5% even with half the samples dropped, so the 0.8x-1.25x window is more than
+/// four standard errors wide on either side; at 5 s (`p` near 35%) far more.
+async fn estimate_tracks_outside_writes(t: TestDb, write_every: Duration) {
+    const GRACE_REAL: Duration = Duration::from_secs(2);
+    let cache = CacheLayer::builder(t.db.clone())
+        .coherence(Coherence::off())
+        .cached::<user::Entity>(|c| {
+            c.policy(Policy::ReadThrough)
+                .ttl(TTL)
+                .ttl_jitter(0.0)
+                .freshness(
+                    FreshnessConfig::default()
+                        .sample_rate(1.0)
+                        .grace(GRACE_REAL)
+                        .max_samples_per_sec(1_000_000)
+                        .queue(256)
+                        .window(Duration::from_secs(600)),
+                )
+        })
+        .build()
+        .await
+        .unwrap();
+    let users = cache.repository::<user::Entity>().unwrap();
+    let outside = t.connect_again().await;
+
+    let mut ids = Vec::new();
+    let mut first = Vec::new();
+    for n in 1..=KEYS as i64 {
+        let u = seed_user(&t.db, n).await;
+        ids.push(u.id);
+        first.push(u.updated_at);
+    }
+    let ids = Arc::new(ids);
+    // Per key: the version the writer is sending, and the last one the database acknowledged.
+    let sent: Arc<Vec<AtomicI64>> = Arc::new(first.iter().map(|&v| AtomicI64::new(v)).collect());
+    let committed: Arc<Vec<AtomicI64>> =
+        Arc::new(first.iter().map(|&v| AtomicI64::new(v)).collect());
+
+    let hits_before = users.stats().hits;
+    let until = tokio::time::Instant::now() + RUN;
+    let writer = {
+        let (ids, sent, committed) = (ids.clone(), sent.clone(), committed.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(write_every / KEYS as u32);
+            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut rng = Lcg(11);
+            let mut writes = 0_u64;
+            while tick.tick().await < until {
+                let i = rng.below(KEYS as u64) as usize;
+                let version = sent[i].load(SeqCst) + 1;
+                sent[i].store(version, SeqCst);
+                user::Entity::update_many()
+                    .col_expr(user::Column::UpdatedAt, Expr::value(version))
+                    .filter(user::Column::Id.eq(ids[i]))
+                    .exec(&outside)
+                    .await
+                    .unwrap();
+                committed[i].store(version, SeqCst);
+                writes += 1;
+            }
+            writes
+        })
+    };
+    let readers: Vec<_> = (0..2_u64)
+        .map(|r| {
+            let (users, ids) = (users.clone(), ids.clone());
+            let (sent, committed) = (sent.clone(), committed.clone());
+            tokio::spawn(async move {
+                let mut tick =
+                    tokio::time::interval(Duration::from_micros(2_000_000 / READS_PER_SEC));
+                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                let mut rng = Lcg(100 + r);
+                // (reads, stale for certain, stale if a write in flight had committed)
+                let mut counts = (0_u64, 0_u64, 0_u64);
+                while tick.tick().await < until {
+                    let i = rng.below(KEYS as u64) as usize;
+                    let before_committed = committed[i].load(SeqCst);
+                    let before_sent = sent[i].load(SeqCst);
+                    let got = users.get(ids[i]).await.unwrap().unwrap().updated_at;
+                    counts.0 += 1;
+                    counts.1 += u64::from(got < before_committed);
+                    counts.2 += u64::from(got < before_sent);
+                }
+                counts
+            })
+        })
+        .collect();
+    let mut reads = (0, 0, 0);
+    for reader in readers {
+        let (n, stale, maybe) = reader.await.unwrap();
+        reads = (reads.0 + n, reads.1 + stale, reads.2 + maybe);
+    }
+    let writes = writer.await.unwrap();
+    let hits = users.stats().hits - hits_before;
+    let (_, stale_hits, maybe_stale_hits) = reads;
+
+    // Every hit was picked; wait until each is judged, dropped or throttled. A mismatch is
+    // judged a grace delay (real time) after its read, so this waits out that delay.
+    let mut report = users.freshness().unwrap();
+    for _ in 0..20 {
+        users.settle_samples().await;
+        report = users.freshness().unwrap();
+        let accounted =
+            report.verified + report.discarded + report.errors + report.dropped + report.throttled;
+        if accounted >= hits {
+            break;
+        }
+        tokio::time::sleep(GRACE_REAL / 2).await;
+    }
+    let truth = stale_hits as f64 / hits as f64;
+    let estimate = report.ratio;
+    let n = report.verified as f64;
+    let se = (truth * (1.0 - truth) / n * (1.0 - n / hits as f64).max(0.0)).sqrt();
+    eprintln!(
+        "writes every {write_every:?}: {writes} writes, {} reads, {hits} hits, {stale_hits} stale \
+         for certain (+{} maybe); truth {:.4}, estimate {:.4} ({:.3}x, standard error {:.4}) over \
+         {} samples ({} stale, {} discarded, {} dropped, {} throttled, {} errors)",
+        reads.0,
+        maybe_stale_hits - stale_hits,
+        truth,
+        estimate,
+        estimate / truth,
+        se,
+        report.verified,
+        report.stale,
+        report.discarded,
+        report.dropped,
+        report.throttled,
+        report.errors,
+    );
+    cache.shutdown().await.unwrap();
+    assert!(
+        stale_hits >= 100,
+        "the outside writes left too few stale hits to judge: {stale_hits}"
+    );
+    assert!(
+        (maybe_stale_hits - stale_hits) * 20 <= stale_hits,
+        "hits racing a write are a few: {maybe_stale_hits} vs {stale_hits}"
+    );
+    assert!(
+        (0.8..=1.25).contains(&(estimate / truth)),
+        "estimate {estimate:.4} is {:.3}x the truth {truth:.4}",
+        estimate / truth
+    );
+    assert_eq!(report.errors, 0);
+    assert!(
+        report.verified * 3 >= hits,
+        "a third of the hits judged at least: {report:?}"
+    );
+}
+
+/// Each key written from outside every ~50 s: about 5% of hits stale.
+async fn estimate_tracks_outside_writes_every_50s(t: TestDb) {
+    estimate_tracks_outside_writes(t, Duration::from_secs(50)).await;
+}
+
+/// Each key written from outside every ~5 s: about a third of hits stale.
+async fn estimate_tracks_outside_writes_every_5s(t: TestDb) {
+    estimate_tracks_outside_writes(t, Duration::from_secs(5)).await;
+}
+
 crate::backend_tests!(
     writes_through_the_layer_are_never_counted_stale,
     bypassing_writes_are_measured_within_the_interval,
     a_key_written_during_the_grace_delay_is_discarded,
     a_full_queue_or_the_ceiling_drops_and_counts,
     over_budget_shortens_the_ttl_until_the_ratio_is_back,
+    estimate_tracks_outside_writes_every_50s,
+    estimate_tracks_outside_writes_every_5s,
 );
