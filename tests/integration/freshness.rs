@@ -1,7 +1,11 @@
-//! G10, measured freshness: the staleness sampler re-reads sampled hits after a grace delay,
-//! discards keys written meanwhile, drops (and counts) what it has no room or budget for, and
-//! holds the ratio to the entity's inconsistency budget, shortening the effective TTL when
-//! asked. Time is the layer's manual clock: the sampler's grace delays and windows follow it.
+//! G10, measured freshness: the staleness sampler reads a sampled hit's row at once and judges
+//! it fresh when the row still holds the served value; a mismatch that an invalidation of the
+//! key then explains (within the grace delay) is discarded, any other counted stale. It drops
+//! (and counts) what it has no room or budget for, and holds the ratio to the entity's
+//! inconsistency budget, shortening the effective TTL when asked. Most tests run on the
+//! layer's manual clock (the grace delays and windows follow it) and force the order of a hit,
+//! a write and the sample's read by holding the pool's connections (the read waits for one);
+//! the last two run on real time against an outside writer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +16,7 @@ use std::time::Duration;
 use entity::user;
 use sea_orm::ActiveValue::{Set, Unchanged};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, TransactionTrait};
 use sea_orm_cache::{
     CacheConfig, CacheLayer, Clock, Coherence, FreshnessConfig, OverBudget, Policy, Repository,
 };
@@ -48,13 +52,32 @@ fn sample_everything() -> FreshnessConfig {
         .grace(GRACE)
 }
 
-/// Lets the sampler judge everything taken so far: the read after the grace delay, then the
-/// second grace delay a mismatch waits for an invalidation.
+/// Lets the sampler judge everything taken so far: the reads, then the grace delay a mismatch
+/// waits for an invalidation.
 async fn judge(clock: &Clock, users: &Repository<user::Entity>) {
     clock.advance(GRACE);
     users.settle_samples().await;
     clock.advance(GRACE);
     users.settle_samples().await;
+}
+
+/// Connections in the test's pool (`common::connect_logged`).
+const POOL: usize = 8;
+
+/// Begins `n` plain transactions on the test's pool, holding as many of its connections: with
+/// all of them held, a sample's read waits until one is released.
+async fn hold(t: &TestDb, n: usize) -> Vec<DatabaseTransaction> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        held.push(t.db.begin().await.unwrap());
+    }
+    held
+}
+
+async fn release(held: Vec<DatabaseTransaction>) {
+    for txn in held {
+        txn.rollback().await.unwrap();
+    }
 }
 
 /// Writes `name` to user `id` the way an outside program does: not through the layer.
@@ -80,9 +103,11 @@ impl Lcg {
     }
 }
 
-/// With every write made through the layer (repository updates and `CachedConnection`
-/// statements, some while samples of their keys wait), over 10,000 samples none is stale:
-/// the samples of written keys are discarded, every other one matches its row.
+/// With every write made through the layer, over 10,000 samples none is stale. Each round the
+/// samples of its reads are judged fresh; then one key is hit and written through the layer
+/// (a repository update or a `CachedConnection` statement) in a transaction that holds the
+/// pool's last connection, so that sample's read waits for the commit, finds the written row,
+/// and the write's invalidation explains it: discarded, one per round.
 async fn writes_through_the_layer_are_never_counted_stale(t: TestDb) {
     let clock = Clock::manual();
     let (cache, users) = layer(&t, &clock, |c| {
@@ -99,40 +124,50 @@ async fn writes_through_the_layer_are_never_counted_stale(t: TestDb) {
         keys
     };
     let mut rng = Lcg(7);
-    for round in 0..110 {
+    const ROUNDS: u64 = 110;
+    for round in 0..ROUNDS {
         for _ in 0..2 {
             for &id in &keys {
                 users.get(id).await.unwrap().unwrap();
             }
         }
-        // Written while its samples wait out the grace delay: a write in flight.
+        users.settle_samples().await;
+        // Hit, then written while the sample's read waits for a connection.
         let id = keys[rng.below(keys.len() as u64) as usize];
+        let held = hold(&t, POOL - 1).await;
+        let txn = conn.begin().await.unwrap();
+        users.get(id).await.unwrap().unwrap();
         let name = format!("round {round}");
         if round % 2 == 0 {
             users
-                .update(user::ActiveModel {
-                    id: Unchanged(id),
-                    name: Set(name),
-                    ..Default::default()
-                })
+                .update_with(
+                    user::ActiveModel {
+                        id: Unchanged(id),
+                        name: Set(name),
+                        ..Default::default()
+                    },
+                    &txn,
+                )
                 .await
                 .unwrap();
         } else {
             user::Entity::update_many()
                 .col_expr(user::Column::Name, Expr::value(name))
                 .filter(user::Column::Id.eq(id))
-                .exec(&conn)
+                .exec(&txn)
                 .await
                 .unwrap();
         }
+        txn.commit().await.unwrap();
+        release(held).await;
         judge(&clock, &users).await;
     }
     let report = users.freshness().unwrap();
     assert!(report.verified >= 10_000, "{report:?}");
     assert_eq!(report.stale, 0, "{report:?}");
-    assert!(
-        report.discarded > 0,
-        "the written keys' samples: {report:?}"
+    assert_eq!(
+        report.discarded, ROUNDS,
+        "the samples read after a write: {report:?}"
     );
     assert_eq!((report.dropped, report.throttled, report.errors), (0, 0, 0));
     assert_eq!(report.ratio, 0.0);
@@ -223,61 +258,70 @@ async fn bypassing_writes_are_measured_within_the_interval(t: TestDb) {
     );
 }
 
-/// A sample whose key was written or invalidated through the layer during its grace delay
-/// (or, after a mismatch, during the second one) is discarded, not counted; the same
-/// difference with nothing reaching the layer is counted stale.
-async fn a_key_written_during_the_grace_delay_is_discarded(t: TestDb) {
+/// A sample's row is read at once: when it holds the served value the hit was fresh, whatever
+/// is written after. A mismatch is discarded when an invalidation of the key explains it (a
+/// write through the layer between the hit and the read, or one whose invalidation arrives
+/// within the grace delay after the read), and counted stale when none does.
+async fn a_mismatch_an_invalidation_explains_is_discarded(t: TestDb) {
     let clock = Clock::manual();
-    let (_cache, users) = layer(&t, &clock, |c| c.freshness(sample_everything())).await;
+    let (cache, users) = layer(&t, &clock, |c| c.freshness(sample_everything())).await;
     let id = seed_user(&t.db, 1).await.id;
     let counted = |users: &Repository<user::Entity>| {
         let r = users.freshness().unwrap();
         (r.verified, r.stale, r.discarded)
     };
+    let rename = |name: &str| user::ActiveModel {
+        id: Unchanged(id),
+        name: Set(name.to_owned()),
+        ..Default::default()
+    };
 
-    // Written through the layer while the sample waits for its read.
-    users.get(id).await.unwrap();
+    // Read before a write through the layer: fresh, and stays so.
+    users.get(id).await.unwrap(); // the miss
+    users.get(id).await.unwrap(); // the hit sampled
+    users.settle_samples().await;
+    users.update(rename("after the read")).await.unwrap();
+    judge(&clock, &users).await;
+    assert_eq!(counted(&users), (1, 0, 0));
+
+    // Written through the layer between the hit and the read (the read waits for the
+    // connection the write's transaction holds): the read finds the new row, the write's
+    // invalidation explains it.
+    users.get(id).await.unwrap(); // a miss: loads the new row
+    let held = hold(&t, POOL - 1).await;
+    let txn = cache.connection().begin().await.unwrap();
     users.get(id).await.unwrap(); // the hit sampled
     users
-        .update(user::ActiveModel {
-            id: Unchanged(id),
-            name: Set("through the layer".into()),
-            ..Default::default()
-        })
+        .update_with(rename("between the hit and the read"), &txn)
         .await
         .unwrap();
+    txn.commit().await.unwrap();
+    release(held).await;
     judge(&clock, &users).await;
-    assert_eq!(counted(&users), (0, 0, 1));
+    assert_eq!(counted(&users), (1, 0, 1));
 
-    // The row changed elsewhere; the read finds the mismatch, then an invalidation of the
-    // key arrives within the second grace delay: still discarded.
-    users.get(id).await.unwrap(); // a miss: loads the new row
-    users.get(id).await.unwrap(); // the hit sampled
+    // Changed elsewhere before the hit, which serves the old row; the read finds the
+    // mismatch, then an invalidation of the key arrives within the grace delay: a write in
+    // flight, discarded.
+    users.get(id).await.unwrap(); // a miss
     bypass(&t, id, "elsewhere").await;
-    clock.advance(GRACE);
+    users.get(id).await.unwrap(); // the hit sampled
     users.settle_samples().await;
-    assert_eq!(
-        counted(&users),
-        (0, 0, 1),
-        "waiting for the second grace delay"
-    );
+    assert_eq!(counted(&users), (1, 0, 1), "waiting for the grace delay");
     users.invalidate(id);
     clock.advance(GRACE);
     users.settle_samples().await;
-    assert_eq!(counted(&users), (0, 0, 2));
+    assert_eq!(counted(&users), (1, 0, 2));
 
     // The same with nothing reaching the layer: stale.
     users.get(id).await.unwrap(); // a miss
-    users.get(id).await.unwrap(); // the hit sampled
     bypass(&t, id, "elsewhere again").await;
+    users.get(id).await.unwrap(); // the hit sampled
     judge(&clock, &users).await;
-    assert_eq!(counted(&users), (1, 1, 2));
+    assert_eq!(counted(&users), (2, 1, 2));
     let report = users.freshness().unwrap();
-    assert_eq!(report.ratio, 1.0);
-    assert_eq!(
-        report.reads, 2,
-        "the first sample was discarded before its read"
-    );
+    assert_eq!(report.ratio, 0.5);
+    assert_eq!(report.reads, 4, "every sample is read");
 }
 
 /// A full queue drops the sample and counts it, and the read is answered all the same; the
@@ -287,14 +331,17 @@ async fn a_full_queue_or_the_ceiling_drops_and_counts(t: TestDb) {
     let (_cache, users) = layer(&t, &clock, |c| c.freshness(sample_everything().queue(8))).await;
     let id = seed_user(&t.db, 1).await.id;
     users.get(id).await.unwrap(); // the miss
+    // The reads wait for a connection while the hits come.
+    let held = hold(&t, POOL).await;
     for _ in 0..50 {
         assert_eq!(users.get(id).await.unwrap().unwrap().id, id);
     }
     let report = users.freshness().unwrap();
     assert_eq!(
         report.dropped, 42,
-        "8 wait, the rest are dropped: {report:?}"
+        "8 wait for their read, the rest are dropped: {report:?}"
     );
+    release(held).await;
     judge(&clock, &users).await;
     assert_eq!(users.freshness().unwrap().verified, 8);
 
@@ -590,7 +637,7 @@ async fn estimate_tracks_outside_writes_every_5s(t: TestDb) {
 crate::backend_tests!(
     writes_through_the_layer_are_never_counted_stale,
     bypassing_writes_are_measured_within_the_interval,
-    a_key_written_during_the_grace_delay_is_discarded,
+    a_mismatch_an_invalidation_explains_is_discarded,
     a_full_queue_or_the_ceiling_drops_and_counts,
     over_budget_shortens_the_ttl_until_the_ratio_is_back,
     estimate_tracks_outside_writes_every_50s,
