@@ -458,7 +458,7 @@ const READS_PER_SEC: u64 = 1_000;
 
 /// The share of hits that returned a version older than one committed before the read began,
 /// recorded by the test, and the sampler's estimate of it, on real time: readers hit `KEYS`
-/// users (read-through, TTL 5 s) while an outside program (a second plain connection, no
+/// users (read-through, TTL 5 s less up to 10% jitter) while an outside program (a second plain connection, no
 /// triggers, so no invalidation ever reaches the layer) sets random users' `updated_at` to the
 /// next version of that key, each key every `write_every` on average.
 ///
@@ -470,25 +470,36 @@ const READS_PER_SEC: u64 = 1_000;
 /// load the row and are never stale, so the truth is stale reads over the layer's hits.
 ///
 /// Every hit is sampled (`sample_rate` 1.0, no ceiling in the way); a sampled hit is dropped
-/// only when the sampler's queue is full, which picks hits regardless of their staleness. With
-/// `n` samples of `h` hits at a stale share `p`, the estimate's standard error relative to `p`
-/// is `sqrt((1 - p) / (n p) * (1 - n / h))`: at the 50 s workload (`p` near 5%, about 10,000
-/// hits) under 5% even with half the samples dropped, so the 0.8x-1.25x window is more than
-/// four standard errors wide on either side; at 5 s (`p` near 35%) far more.
+/// only when the sampler's queue of reads is full, which picks hits regardless of their
+/// staleness (the queue is short, so that a backlog cannot delay a read long after its hit).
+/// With `n` samples of `h` hits at a stale share `p`, the estimate's standard error relative to
+/// `p` is `sqrt((1 - p) / (n p) * (1 - n / h))`: at the 50 s workload (`p` near 5%, about
+/// 10,000 hits) under 4.5% with half the hits sampled (the test asserts at least that many),
+/// so the 0.8x-1.25x window is more than four standard errors wide on either side; at 5 s
+/// (`p` near 35%) far more. Runs seen: few dropped, 1.00x-1.01x on all three backends; on a
+/// machine loaded until a third of the samples were dropped (the drops bunch in time, so the
+/// spread is wider than the formula's), 0.94x-1.10x; before the sampler read rows at once,
+/// 1.6x-1.8x (50 s) and 1.4x (5 s).
 async fn estimate_tracks_outside_writes(t: TestDb, write_every: Duration) {
+    // Reading the row only after the grace delay, the estimate ran high by the writes of that
+    // delay; reading it at once, it does not depend on the delay. 2 s (a deployment whose
+    // instances poll the log once a second might set it) shows the difference clearly.
     const GRACE_REAL: Duration = Duration::from_secs(2);
     let cache = CacheLayer::builder(t.db.clone())
         .coherence(Coherence::off())
         .cached::<user::Entity>(|c| {
             c.policy(Policy::ReadThrough)
                 .ttl(TTL)
-                .ttl_jitter(0.0)
+                // The default 10%: keys filled together do not all reload together (a burst of
+                // loads that would hold up the sampler's reads at one phase of the entries' life).
+                .ttl_jitter(0.1)
                 .freshness(
                     FreshnessConfig::default()
                         .sample_rate(1.0)
                         .grace(GRACE_REAL)
                         .max_samples_per_sec(1_000_000)
-                        .queue(256)
+                        // Bounds how long after its hit a row is read: 32 reads.
+                        .queue(32)
                         .window(Duration::from_secs(600)),
                 )
         })
@@ -570,7 +581,7 @@ async fn estimate_tracks_outside_writes(t: TestDb, write_every: Duration) {
     let (_, stale_hits, maybe_stale_hits) = reads;
 
     // Every hit was picked; wait until each is judged, dropped or throttled. A mismatch is
-    // judged a grace delay (real time) after its read, so this waits out that delay.
+    // judged a grace delay (real time) after its read: this polls across that delay.
     let mut report = users.freshness().unwrap();
     for _ in 0..20 {
         users.settle_samples().await;
@@ -614,13 +625,14 @@ async fn estimate_tracks_outside_writes(t: TestDb, write_every: Duration) {
     );
     assert!(
         (0.8..=1.25).contains(&(estimate / truth)),
-        "estimate {estimate:.4} is {:.3}x the truth {truth:.4}",
-        estimate / truth
+        "estimate {estimate:.4} is {:.3}x the truth {truth:.4} ({} samples of {hits} hits)",
+        estimate / truth,
+        report.verified,
     );
     assert_eq!(report.errors, 0);
     assert!(
-        report.verified * 3 >= hits,
-        "a third of the hits judged at least: {report:?}"
+        report.verified * 2 >= hits,
+        "half the hits judged at least, for the window to be 4 standard errors wide: {report:?}"
     );
 }
 
