@@ -484,10 +484,10 @@ impl<E: CacheableEntity> Repository<E> {
         self.inner.freshness()
     }
 
-    /// Waits until the sampler has judged every sample taken before the call whose time has
-    /// come on the layer's clock (its read after the grace delay, and for a mismatch the
-    /// second grace delay). With [`Clock::manual`](crate::Clock::manual), advance the clock
-    /// first. Returns at once when the sampler is off.
+    /// Waits until the sampler has read every sample taken before the call, and judged every
+    /// mismatch whose grace delay is over on the layer's clock. With
+    /// [`Clock::manual`](crate::Clock::manual), advance the clock past the grace delay and
+    /// call it again to judge the mismatches. Returns at once when the sampler is off.
     pub async fn settle_samples(&self) {
         if let Some(sampler) = &self.inner.sampler {
             sampler.settle().await;

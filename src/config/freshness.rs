@@ -38,8 +38,9 @@ impl OverBudget {
 /// The staleness sampler of one entity: which hits it re-reads from the database, when, how
 /// many at most, and the budget it holds the result to (DESIGN G10).
 ///
-/// A sampled hit is compared with its row after `grace`; a key written or invalidated through
-/// the layer since the hit is discarded, not counted (that write was in flight, not stale).
+/// A sampled hit's row is read at once (off the hit path) and compared with the served value;
+/// a mismatch whose key an invalidation reaches within `grace` after the read is discarded,
+/// not counted (that write was in flight), any other is stale.
 /// See [`Repository::freshness`](crate::Repository::freshness) for the report.
 ///
 /// ```
@@ -58,15 +59,16 @@ impl OverBudget {
 pub struct FreshnessConfig {
     /// Fraction of cache hits sampled, `0.0..=1.0`; 0 turns the sampler off. Default 0.001.
     pub sample_rate: f64,
-    /// How long after the hit the row is read, and how long a mismatch waits for an
-    /// invalidation before it counts as stale: a write through the layer (or through another
-    /// instance's) invalidates within it. Default 1 s.
+    /// How long after its read a mismatch waits for an invalidation of the key before it
+    /// counts as stale: a write through the layer (or through another instance's, or captured
+    /// by triggers) invalidates within it. The row itself is read at once. Default 1 s.
     pub grace: Duration,
     /// Most sample reads per second, whatever the hit rate: past it samples are dropped
     /// (counted as `throttled`). At least 1. Default 100.
     pub max_samples_per_sec: u32,
-    /// Most samples waiting for their grace delay or a database read; past it a sampled hit
-    /// is dropped and counted, never waited for. At least 1. Default 1,024.
+    /// Most samples waiting for their database read (bounding how long after its hit a row is
+    /// read); past it a sampled hit is dropped and counted, never waited for. A mismatch
+    /// waiting out its grace delay holds no place. At least 1. Default 1,024.
     pub queue: usize,
     /// The sliding window the report and the budget cover. Default 10 minutes.
     pub window: Duration,
