@@ -242,21 +242,31 @@ impl<E: CacheableEntity> Outbox<E> {
         Ok(report)
     }
 
-    /// Applies every pending row of this entity on `txn`, the transaction of a write made
-    /// through the layer's connection, before that write: the write comes after them in the
-    /// table, as it did for its caller (issue: a `CachedConnection` update of a key with a
-    /// pending write-behind write). Rows held by a flush in progress are waited for (`FOR
-    /// UPDATE`, not `SKIP LOCKED`); by then they are applied and gone. Rows backing off after
-    /// failures are applied too: if one still fails, so does the caller's write, which
+    /// Applies the pending rows of `keys` (canonical key texts; `None`: every pending row of
+    /// this entity) on `txn`, the transaction of a write made through the layer's connection,
+    /// before that write: the write comes after them in the table, as it did for its caller
+    /// (issue: a `CachedConnection` update of a key with a pending write-behind write). Rows
+    /// of other keys are left to the flusher. Rows held by a flush in progress are waited for
+    /// (`FOR UPDATE`, not `SKIP LOCKED`); by then they are applied and gone. Rows backing off
+    /// after failures are applied too: if one still fails, so does the caller's write, which
     /// cannot be ordered after it. Returns what to record once `txn` commits.
     pub(crate) async fn apply_pending_in(
         self: &Arc<Self>,
         txn: &DatabaseTransaction,
+        keys: Option<&[String]>,
     ) -> Result<Option<Effect>> {
         let mark = self.store.flush_mark();
         let mut select = outbox_row::Entity::find()
             .filter(outbox_row::Column::Entity.eq(self.entity))
             .order_by_asc(outbox_row::Column::Id);
+        if let Some(keys) = keys {
+            if keys.is_empty() {
+                return Ok(None);
+            }
+            if keys.len() <= MAX_PARAMS {
+                select = select.filter(pks_in(txn.get_database_backend(), keys)?);
+            }
+        }
         if txn.get_database_backend() != DbBackend::Sqlite {
             select = select.lock(LockType::Update);
         }
