@@ -42,7 +42,7 @@ const MAX_BACKOFF_MS: i64 = 30_000;
 /// in one window become one table write.
 const MAX_CLAIM_ROWS: u64 = 20_000;
 /// Largest number of bind parameters one statement uses.
-const MAX_PARAMS: usize = 30_000;
+pub(super) const MAX_PARAMS: usize = 30_000;
 /// Most bytes of an error kept in `last_error`: within any text column (a MySQL `TEXT`, from
 /// an older version's tables, holds 65535 bytes), so recording a failure cannot fail, nor be
 /// truncated by the database, however long the database's message.
@@ -130,7 +130,7 @@ fn ids_in(backend: DbBackend, ids: &[i64]) -> Expr {
 }
 
 /// `pk IN (pks)`, on Postgres as one JSON parameter (see [`ids_in`]).
-fn pks_in(backend: DbBackend, pks: &[String]) -> Result<Expr> {
+pub(super) fn pks_in(backend: DbBackend, pks: &[String]) -> Result<Expr> {
     if backend != DbBackend::Postgres {
         return Ok(outbox_row::Column::Pk.is_in(pks.iter().cloned()));
     }
