@@ -185,8 +185,11 @@ pub(crate) struct Planned {
     from_result: Vec<FromResult>,
     /// Write-behind tables the statement writes, with the key texts it writes (`None`: any
     /// row): their pending rows go first.
-    write_behind: Vec<(Arc<dyn TableCache>, Option<Vec<String>>)>,
+    write_behind: Vec<WrittenBehind>,
 }
+
+/// A write-behind table a statement writes, and the key texts it writes (`None`: any row).
+type WrittenBehind = (Arc<dyn TableCache>, Option<Vec<String>>);
 
 /// A write whose keys only its result can tell.
 struct FromResult {
