@@ -27,7 +27,7 @@ use tracing::Instrument;
 
 use super::pending::DELETE;
 use super::queue::Outbox;
-use super::table::{dead_letter_row, outbox_row};
+use super::table::{MAX_PARAMS, dead_letter_row, outbox_row, pks_in};
 use crate::clock::wall_ms;
 use crate::error::Result;
 use crate::invalidation::Effect;
@@ -41,8 +41,6 @@ const MAX_BACKOFF_MS: i64 = 30_000;
 /// Most outbox rows one claim reads: every row of up to `batch` keys, so a hot key's writes
 /// in one window become one table write.
 const MAX_CLAIM_ROWS: u64 = 20_000;
-/// Largest number of bind parameters one statement uses.
-pub(super) const MAX_PARAMS: usize = 30_000;
 /// Most bytes of an error kept in `last_error`: within any text column (a MySQL `TEXT`, from
 /// an older version's tables, holds 65535 bytes), so recording a failure cannot fail, nor be
 /// truncated by the database, however long the database's message.
@@ -127,19 +125,6 @@ fn ids_in(backend: DbBackend, ids: &[i64]) -> Expr {
         r#""id" IN (SELECT value::bigint FROM json_array_elements_text($1::json))"#,
         [json],
     )
-}
-
-/// `pk IN (pks)`, on Postgres as one JSON parameter (see [`ids_in`]).
-pub(super) fn pks_in(backend: DbBackend, pks: &[String]) -> Result<Expr> {
-    if backend != DbBackend::Postgres {
-        return Ok(outbox_row::Column::Pk.is_in(pks.iter().cloned()));
-    }
-    let json = serde_json::to_string(pks)
-        .map_err(|err| sea_orm::DbErr::Custom(format!("encoding outbox keys: {err}")))?;
-    Ok(Expr::cust_with_values(
-        r#""pk" IN (SELECT value FROM json_array_elements_text($1::json))"#,
-        [json],
-    ))
 }
 
 /// `rows` (in id order) grouped by key: the keys in order of their first row, and each key's

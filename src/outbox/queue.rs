@@ -15,9 +15,8 @@ use sea_orm::{
 use tokio::task::JoinHandle;
 
 use super::backpressure::{Backpressure, Reservation};
-use super::flusher::{MAX_PARAMS, pks_in};
 use super::pending::{DELETE, PendingWrite};
-use super::table::{self, Capacity, RowCapacity, outbox_row};
+use super::table::{self, Capacity, MAX_PARAMS, RowCapacity, outbox_row, pks_in};
 use super::writer;
 use crate::cached::ModelCodec;
 use crate::clock::wall_ms;
