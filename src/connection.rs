@@ -133,7 +133,10 @@ impl CachedConnection {
 impl CachedConnection {
     /// Before a statement that writes a write-behind entity's table: a transaction that has
     /// applied the entity's pending outbox rows, for the statement to run in next, so it
-    /// lands after them (the later write wins in the table and in every reader). With
+    /// lands after them (the later write wins in the table and in every reader): the rows of
+    /// the keys the statement writes when it names them; for a statement that can write any
+    /// row, the entity's flusher first applies all of them in its own batches, and the
+    /// transaction then applies what was written meanwhile. With
     /// coherence on, any statement with cache effects runs in a transaction of its own too,
     /// which [`seal`] adds its log rows to. `None` for any other statement, which runs under
     /// autocommit as given.
@@ -145,6 +148,7 @@ impl CachedConnection {
         if !planned.writes_write_behind() && !logged {
             return Ok(None);
         }
+        planned.flush_unkeyed().await?;
         let txn = self
             .db
             .begin_with_options(self.options(TransactionOptions::default()))
@@ -156,8 +160,10 @@ impl CachedConnection {
 
 impl CachedTransaction {
     /// Before a statement that writes a write-behind entity's table: its pending outbox rows
-    /// are applied in this transaction first (recorded after the outermost commit). Always
-    /// `None`: the statement runs in this transaction.
+    /// are applied in this transaction first (recorded after the outermost commit): the rows
+    /// of the keys the statement writes when it names them, else all of the entity's (a
+    /// flush in another transaction could wait on this one's locks). Always `None`: the
+    /// statement runs in this transaction.
     async fn pending_first(
         &self,
         planned: &Planned,

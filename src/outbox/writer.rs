@@ -2,6 +2,10 @@
 //! inserts everything that is waiting in one statement; each writer is acknowledged when
 //! that statement has committed. The wait is bounded by one insert plus a few scheduler
 //! turns ([`gather`]): rows that arrive while an insert runs go in the next.
+//!
+//! The hand-over is bounded: at most [`QUEUED`] rows wait for the task beside the group it
+//! is inserting; further writers wait to hand theirs over (backpressure), so rows held in
+//! memory do not grow while the database is slow or down.
 
 use std::sync::Arc;
 
@@ -19,6 +23,8 @@ use crate::stats::Counters;
 
 /// Most rows in one group insert.
 const MAX_GROUP: usize = 1_000;
+/// Most rows waiting for the insert task while it inserts a group: one more group.
+const QUEUED: usize = MAX_GROUP;
 
 type Request = (outbox_row::ActiveModel, oneshot::Sender<Result<(), DbErr>>);
 
@@ -138,7 +144,7 @@ const GATHER_TURNS: usize = 16;
 /// and takes what arrived, until a turn brings nothing (or [`GATHER_TURNS`] have passed).
 /// A lone writer pays one turn; under load the groups grow, and fewer, larger inserts commit
 /// more rows per second (64 writers on Postgres: groups of ~13 rows without it, ~30-60 with).
-async fn gather(incoming: &mut mpsc::UnboundedReceiver<Request>, group: &mut Vec<Request>) {
+async fn gather(incoming: &mut mpsc::Receiver<Request>, group: &mut Vec<Request>) {
     for _ in 0..GATHER_TURNS {
         if group.len() >= MAX_GROUP {
             return;
@@ -160,7 +166,7 @@ async fn gather(incoming: &mut mpsc::UnboundedReceiver<Request>, group: &mut Vec
 /// The sending side; the insert task ends when it is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct GroupWriter {
-    requests: mpsc::UnboundedSender<Request>,
+    requests: mpsc::Sender<Request>,
 }
 
 impl GroupWriter {
@@ -175,7 +181,7 @@ impl GroupWriter {
         journal: Option<Arc<Journal>>,
         counters: Arc<Counters>,
     ) -> Self {
-        let (requests, mut incoming) = mpsc::unbounded_channel::<Request>();
+        let (requests, mut incoming) = mpsc::channel::<Request>(QUEUED);
         tokio::spawn(async move {
             let mut group = Vec::new();
             while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
@@ -195,13 +201,24 @@ impl GroupWriter {
 
     /// Inserts `row` with whatever else is waiting; returns once it has committed.
     pub(crate) async fn write(&self, row: outbox_row::ActiveModel) -> Result<(), DbErr> {
+        self.enqueue(row)
+            .await?
+            .await
+            .map_err(|_| DbErr::Custom("the outbox writer has stopped".into()))?
+    }
+
+    /// Hands `row` to the insert task, waiting while [`QUEUED`] rows already wait for it;
+    /// returns the receiver of its acknowledgement.
+    async fn enqueue(
+        &self,
+        row: outbox_row::ActiveModel,
+    ) -> Result<oneshot::Receiver<Result<(), DbErr>>, DbErr> {
         let (ack, acked) = oneshot::channel();
         self.requests
             .send((row, ack))
-            .map_err(|_| DbErr::Custom("the outbox writer has stopped".into()))?;
-        acked
             .await
-            .map_err(|_| DbErr::Custom("the outbox writer has stopped".into()))?
+            .map_err(|_| DbErr::Custom("the outbox writer has stopped".into()))?;
+        Ok(acked)
     }
 }
 
@@ -210,6 +227,7 @@ mod tests {
     use sea_orm::ActiveValue::{NotSet, Set};
 
     use super::*;
+    use crate::clock::wall_ms;
 
     fn row(pk: &str, payload: &str) -> outbox_row::ActiveModel {
         outbox_row::ActiveModel {
@@ -240,6 +258,92 @@ mod tests {
         assert_eq!(parsed[1]["pk"], "[\"k\"]");
         assert_eq!(parsed[1]["entity"], "profile");
         assert_eq!(parsed[1]["op"], "upsert");
+    }
+
+    /// Issue 20 item 7: while the insert task is stuck (SQLite's write lock held by another
+    /// connection), writers beyond one group being inserted and [`QUEUED`] waiting wait to
+    /// hand their rows over; once the database is free every row commits.
+    #[cfg(feature = "sqlite")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_wait_while_the_hand_over_is_full() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use sea_orm::{Database, SqliteTransactionMode, TransactionOptions};
+
+        let path = std::env::temp_dir().join(format!(
+            "soc_writer_bound_{}_{}.db",
+            std::process::id(),
+            wall_ms()
+        ));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let db = Database::connect(url.as_str()).await.expect("connects");
+        super::super::create_tables(&db).await.expect("tables");
+        let holder = Database::connect(url.as_str()).await.expect("connects");
+        let lock = holder
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+            .expect("write lock");
+
+        let writer = GroupWriter::start(db.clone(), "profile", None, Arc::default());
+        // Rows handed to the task, and rows it has answered (committed or failed): the
+        // difference is what it holds in memory.
+        let handed_over = Arc::new(AtomicUsize::new(0));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let bound = MAX_GROUP + QUEUED;
+        let writers = bound + 100;
+        let tasks: Vec<_> = (0..writers)
+            .map(|n| {
+                let writer = writer.clone();
+                let (handed_over, answered) = (handed_over.clone(), answered.clone());
+                tokio::spawn(async move {
+                    let acked = writer.enqueue(row(&format!("[{n}]"), "{}")).await?;
+                    handed_over.fetch_add(1, Ordering::SeqCst);
+                    let result = acked.await.expect("answered");
+                    answered.fetch_add(1, Ordering::SeqCst);
+                    result
+                })
+            })
+            .collect();
+        // Read in this order, the difference can only err low.
+        let held = || {
+            let handed_over = handed_over.load(Ordering::SeqCst);
+            handed_over.saturating_sub(answered.load(Ordering::SeqCst))
+        };
+        // The task is stuck inserting its first group; writers fill the channel behind it
+        // (or, were it unbounded, all hand their rows over).
+        while writer.requests.capacity() > 0 && handed_over.load(Ordering::SeqCst) < writers {
+            tokio::task::yield_now().await;
+        }
+        // The other writers run and find no room.
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            held() <= bound,
+            "{} rows held, more than one group and {QUEUED} waiting, while the database is stuck",
+            held()
+        );
+        assert!(handed_over.load(Ordering::SeqCst) < writers, "writers wait");
+        lock.commit().await.expect("releases");
+        let mut committed = 0;
+        for task in tasks {
+            committed += usize::from(task.await.expect("joins").is_ok());
+        }
+        let rows = outbox_row::Entity::find().all(&db).await.expect("reads");
+        assert_eq!(rows.len(), committed, "every acknowledged row committed");
+        assert!(
+            committed >= writers - bound,
+            "the rows after the stuck group commit"
+        );
+        drop(writer);
+        let _ = db.close().await;
+        let _ = holder.close().await;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 
     #[test]
