@@ -28,14 +28,9 @@ const QUEUED: usize = MAX_GROUP;
 
 type Request = (outbox_row::ActiveModel, oneshot::Sender<Result<(), DbErr>>);
 
-/// Inserts `rows` in one statement (one implicit transaction).
-///
-/// On Postgres the rows travel as one JSON parameter of a statement whose text never
-/// changes, so it is prepared once per connection and planned generically; a multi-row
-/// `VALUES` would be a new statement for every group size, each prepared anew on every
-/// pooled connection with hundreds of parameters to bind.
-/// Inserts `rows` in one statement; with `journal` (coherence on), in one transaction with a
-/// log row for each row's key, so other instances drop what they cached for it.
+/// Inserts `rows` in one statement; with `journal` (coherence on), atomically with a log row
+/// for each row's key, so other instances drop what they cached for it: on Postgres in the
+/// same single statement ([`POSTGRES_INSERT_LOGGED`]), elsewhere in one transaction.
 async fn insert(
     db: &DatabaseConnection,
     journal: Option<(&Journal, &'static str)>,
@@ -67,6 +62,12 @@ async fn insert(
     txn.commit().await
 }
 
+/// Inserts `rows` in one statement (one implicit transaction under autocommit).
+///
+/// On Postgres the rows travel as one JSON parameter of a statement whose text never
+/// changes, so it is prepared once per connection and planned generically; a multi-row
+/// `VALUES` would be a new statement for every group size, each prepared anew on every
+/// pooled connection with hundreds of parameters to bind.
 async fn insert_on<C: ConnectionTrait>(
     db: &C,
     rows: &[outbox_row::ActiveModel],
@@ -92,7 +93,6 @@ const POSTGRES_INSERT: &str = "INSERT INTO sea_orm_cache_outbox \
      FROM json_to_recordset($1::json) \
      AS r(entity text, pk text, op text, payload text, created_at bigint)";
 
-/// `rows` as the JSON array [`POSTGRES_INSERT`] reads.
 /// [`POSTGRES_INSERT`] that also adds each row's key to the invalidation log (origin `$2`)
 /// and notifies the log's listeners.
 const POSTGRES_INSERT_LOGGED: &str = "WITH r AS (SELECT * FROM json_to_recordset($1::json) \
@@ -104,6 +104,7 @@ const POSTGRES_INSERT_LOGGED: &str = "WITH r AS (SELECT * FROM json_to_recordset
      SELECT entity, pk, $2::text, created_at FROM r) \
      SELECT pg_notify('sea_orm_cache_invalidation', '')";
 
+/// `rows` as the JSON array [`POSTGRES_INSERT`] reads.
 fn rows_json(rows: &[outbox_row::ActiveModel]) -> Result<String, DbErr> {
     fn set<V: Into<Value>>(value: &ActiveValue<V>) -> Result<&V, DbErr> {
         value
