@@ -31,7 +31,7 @@ use sea_orm_cache::{
 use crate::common::*;
 
 /// A key value of each type, `SPACE` of them distinct.
-pub trait Sample: Clone + Debug + PartialEq + Send + Sync + 'static {
+trait Sample: Clone + Debug + PartialEq + Send + Sync + 'static {
     /// How many distinct values `sample` gives (at most 100 are used).
     const SPACE: u32 = 100;
     /// The `i`-th value, `i < SPACE`.
@@ -195,7 +195,8 @@ impl<A: Sample, B: Sample, C: Sample> Sample for (A, B, C) {
 }
 
 /// String and integer `ActiveEnum`s.
-pub mod enums {
+#[allow(unreachable_pub)] // `pub` as entities are written; the module is private.
+mod enums {
     use sea_orm::entity::prelude::*;
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
@@ -243,7 +244,8 @@ impl Sample for enums::Level {
 /// `#[sea_orm(..)]`.
 macro_rules! keyed {
     ($module:ident, $table:literal, $ty:ty $(, $attr:meta)?) => {
-        pub mod $module {
+        #[allow(unreachable_pub)] // `pub` as entities are written; the module is private.
+        mod $module {
             #[allow(unused_imports)]
             use super::enums::*;
             #[allow(unused_imports)]
@@ -264,7 +266,8 @@ macro_rules! keyed {
         }
     };
     ($module:ident, $table:literal, $a:ty, $b:ty) => {
-        pub mod $module {
+        #[allow(unreachable_pub)] // `pub` as entities are written; the module is private.
+        mod $module {
             #[allow(unused_imports)]
             use super::enums::*;
             #[allow(unused_imports)]
@@ -287,7 +290,8 @@ macro_rules! keyed {
         }
     };
     ($module:ident, $table:literal, $a:ty, $b:ty, $c:ty) => {
-        pub mod $module {
+        #[allow(unreachable_pub)] // `pub` as entities are written; the module is private.
+        mod $module {
             #[allow(unused_imports)]
             use super::enums::*;
             #[allow(unused_imports)]
@@ -657,3 +661,81 @@ key_type_tests!(
     string_enum_and_utc: k_color_utc,
     bool_decimal_and_string: k_bool_decimal_str,
 );
+
+keyed!(k_float, "k_float", f64);
+
+/// A key type without a key text (a float) is refused by the triggers with a typed error.
+#[test]
+fn triggers_refuse_a_key_type_without_a_key_text() {
+    let err = triggers::for_entity::<k_float::Entity>().unwrap_err();
+    assert!(
+        matches!(&err, sea_orm_cache::Error::InvalidConfig { source, .. } if source.setting == "capture"),
+        "{err}"
+    );
+}
+
+/// A log row whose key text names no key of its entity (not a UUID; an enum value that is
+/// no variant) drops that entity whole on the reading instance, is counted, and panics
+/// nothing; the next row with a good text invalidates one key again.
+async fn undecodable_key_texts_drop_the_entity_and_are_counted(t: TestDb) {
+    create_table::<k_uuid::Entity>(&t).await;
+    create_table::<k_color::Entity>(&t).await;
+    let uuids = keys::<k_uuid::Entity>();
+    let colors = keys::<k_color::Entity>();
+    insert_all::<k_uuid::Entity>(&t.db, &uuids).await;
+    insert_all::<k_color::Entity>(&t.db, &colors).await;
+    let by_hand = Coherence::on()
+        .poll_interval(Duration::from_secs(3600))
+        .listen(false);
+    let a = CacheLayer::builder(t.connect_again().await)
+        .coherence(by_hand)
+        .entity::<k_uuid::Entity>(|c| c.policy(Policy::ReadThrough))
+        .entity::<k_color::Entity>(|c| c.policy(Policy::ReadThrough))
+        .build()
+        .await
+        .unwrap();
+    let (repo_u, repo_c) = (
+        a.repository::<k_uuid::Entity>().unwrap(),
+        a.repository::<k_color::Entity>().unwrap(),
+    );
+    let fill = async || {
+        for key in &uuids {
+            repo_u.get(*key).await.unwrap().unwrap();
+        }
+        for key in &colors {
+            repo_c.get(*key).await.unwrap().unwrap();
+        }
+    };
+    let log = async |entity: &str, pk: &str| {
+        let sql = format!(
+            "INSERT INTO sea_orm_cache_invalidation (entity, pk, origin, created_at) \
+             VALUES ('{entity}', '{pk}', 'by hand', 0)"
+        );
+        t.db.execute_unprepared(&sql).await.unwrap();
+        a.catch_up().await.unwrap();
+    };
+    let held_u = || uuids.iter().filter(|k| repo_u.peek(**k).is_some()).count();
+    let held_c = || colors.iter().filter(|k| repo_c.peek(**k).is_some()).count();
+
+    fill().await;
+    log("k_uuid", r#"["not a uuid"]"#).await;
+    assert_eq!((held_u(), held_c()), (0, colors.len()));
+    assert_eq!(a.coherence_stats().undecodable_keys, 1);
+
+    fill().await;
+    log("k_color", r#"["purple"]"#).await;
+    assert_eq!((held_u(), held_c()), (uuids.len(), 0));
+    assert_eq!(a.coherence_stats().undecodable_keys, 2);
+
+    fill().await;
+    let one = key_text(uuids[3].into_value_tuple());
+    log("k_uuid", &one).await;
+    assert_eq!(held_u(), uuids.len() - 1);
+    assert!(repo_u.peek(uuids[3]).is_none());
+    assert_eq!(a.coherence_stats().undecodable_keys, 2);
+}
+
+mod undecodable {
+    use super::undecodable_key_texts_drop_the_entity_and_are_counted;
+    crate::backend_tests!(undecodable_key_texts_drop_the_entity_and_are_counted);
+}
