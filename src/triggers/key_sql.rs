@@ -8,6 +8,18 @@ use crate::key_text::has_key_text;
 
 /// How a key column's value is written in the key text (see [`key_text`](crate::key_text)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    not(all(
+        feature = "with-uuid",
+        feature = "with-rust_decimal",
+        feature = "with-chrono",
+        feature = "with-time"
+    )),
+    allow(
+        dead_code,
+        reason = "the kinds of types whose feature is off are never made"
+    )
+)]
 pub(crate) enum KeyKind {
     /// An integer: its decimal digits.
     Integer,
