@@ -3,15 +3,18 @@
 
 use std::sync::Arc;
 
-use sea_orm::sea_query::{ColumnType, FromValueTuple, IntoValueTuple, ValueTuple};
+use sea_orm::sea_query::IntoValueTuple;
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, DbErr, IdenStatic, Iterable, PrimaryKeyToColumn,
-    PrimaryKeyTrait, QueryResult, TryFromU64, TryGetableMany, Value,
+    DatabaseTransaction, DbErr, IdenStatic, Iterable, PrimaryKeyToColumn, PrimaryKeyTrait,
+    QueryResult, TryFromU64, TryGetableMany, Value,
 };
 
 use crate::entity_cache::EntityCache;
 use crate::invalidation::{Effect, TableCache};
-use crate::key::{CacheableEntity, KeyOf, key_text};
+use crate::key::{
+    CacheableEntity, KeyOf, KeyTextError, key_from_text, key_of_values, key_text, key_types,
+};
+use crate::key_text::coerce;
 use crate::sql::{self, Verb};
 use crate::stats::bump;
 
@@ -33,86 +36,18 @@ impl<E: CacheableEntity> EntityTable<E> {
         })
     }
 
-    /// The key a canonical key text (a JSON array of the key's values) names.
-    fn key_of_text(&self, text: &str) -> Option<KeyOf<E>> {
-        let values: Vec<serde_json::Value> = serde_json::from_str(text).ok()?;
-        let row = E::PrimaryKey::iter()
-            .zip(values)
-            .map(|(key, value)| {
-                let value = match value {
-                    serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-                        (Some(i), _) => Value::BigInt(Some(i)),
-                        (None, Some(u)) => Value::BigUnsigned(Some(u)),
-                        _ => return None,
-                    },
-                    serde_json::Value::String(s) => Value::String(Some(s)),
-                    _ => return None,
-                };
-                Some((key.into_column().as_str().to_owned(), value))
-            })
-            .collect::<Option<Vec<_>>>()?;
-        self.key_of_row(&row)
-    }
-
     /// The key a `column = value` row names, if it names every key column with a value that
-    /// converts to the key's type.
+    /// converts to the key's type (a string literal naming a UUID or a date, an integer of
+    /// another width).
     fn key_of_row(&self, row: &[(String, Value)]) -> Option<KeyOf<E>> {
         let mut values = Vec::new();
-        for key in E::PrimaryKey::iter() {
+        for (key, ty) in E::PrimaryKey::iter().zip(key_types::<E>()) {
             let column = key.into_column();
             let (_, value) = row.iter().find(|(c, _)| c == column.as_str())?;
-            values.push(coerce(value, column.def().get_column_type())?);
+            values.push(coerce(value, &ty)?);
         }
-        let tuple = match values.len() {
-            1 => ValueTuple::One(values.pop()?),
-            2 => {
-                let b = values.pop()?;
-                ValueTuple::Two(values.pop()?, b)
-            }
-            3 => {
-                let c = values.pop()?;
-                let b = values.pop()?;
-                ValueTuple::Three(values.pop()?, b, c)
-            }
-            _ => ValueTuple::Many(values),
-        };
-        // `coerce` produced the variant the column's type decodes from; a key type that
-        // disagrees with its column type (a custom `column_type`) would still panic inside
-        // sea-query, so that case falls back to invalidating the whole entity.
-        std::panic::catch_unwind(|| KeyOf::<E>::from_value_tuple(tuple)).ok()
+        key_of_values::<E>(values).ok()
     }
-}
-
-/// `value` in the variant a column of type `column` holds, for the key types a statement
-/// can name: integers of any width and sign, and strings. `None` for anything else.
-fn coerce(value: &Value, column: &ColumnType) -> Option<Value> {
-    let integer: Option<i128> = match value {
-        Value::TinyInt(v) => v.map(i128::from),
-        Value::SmallInt(v) => v.map(i128::from),
-        Value::Int(v) => v.map(i128::from),
-        Value::BigInt(v) => v.map(i128::from),
-        Value::TinyUnsigned(v) => v.map(i128::from),
-        Value::SmallUnsigned(v) => v.map(i128::from),
-        Value::Unsigned(v) => v.map(i128::from),
-        Value::BigUnsigned(v) => v.map(i128::from),
-        Value::String(Some(s)) => s.parse().ok(),
-        _ => None,
-    };
-    Some(match column {
-        ColumnType::TinyInteger => Value::TinyInt(Some(integer?.try_into().ok()?)),
-        ColumnType::SmallInteger => Value::SmallInt(Some(integer?.try_into().ok()?)),
-        ColumnType::Integer => Value::Int(Some(integer?.try_into().ok()?)),
-        ColumnType::BigInteger => Value::BigInt(Some(integer?.try_into().ok()?)),
-        ColumnType::TinyUnsigned => Value::TinyUnsigned(Some(integer?.try_into().ok()?)),
-        ColumnType::SmallUnsigned => Value::SmallUnsigned(Some(integer?.try_into().ok()?)),
-        ColumnType::Unsigned => Value::Unsigned(Some(integer?.try_into().ok()?)),
-        ColumnType::BigUnsigned => Value::BigUnsigned(Some(integer?.try_into().ok()?)),
-        ColumnType::String(_) | ColumnType::Char(_) | ColumnType::Text => match value {
-            Value::String(Some(s)) => Value::String(Some(s.clone())),
-            _ => return None,
-        },
-        _ => return None,
-    })
 }
 
 #[async_trait::async_trait]
@@ -195,10 +130,15 @@ impl<E: CacheableEntity> TableCache for EntityTable<E> {
             .map(|key| self.invalidate(key))
     }
 
-    fn remote(&self, key: Option<&str>) {
+    fn remote(&self, key: Option<&str>) -> Result<(), KeyTextError> {
         bump(&self.0.counters.remote_invalidations);
-        let key = key.and_then(|text| self.key_of_text(text));
-        self.0.store.invalidate_remote(key.as_ref());
+        let key = key.map(key_from_text::<E>).transpose();
+        // A text that names no key of this entity drops every key: the one it meant cannot
+        // be told apart.
+        self.0
+            .store
+            .invalidate_remote(key.as_ref().ok().and_then(Option::as_ref));
+        key.map(|_| ())
     }
 
     fn everything(&self) -> Effect {

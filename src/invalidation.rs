@@ -72,8 +72,9 @@ pub(crate) trait TableCache: Send + Sync {
     /// Invalidation of every entry of the entity.
     fn everything(&self) -> Effect;
     /// Applies another instance's invalidation now, through the fence: the key of this
-    /// canonical text, or every key (`None`, or a text that names no key of this entity).
-    fn remote(&self, key: Option<&str>);
+    /// canonical text, or every key (`None`, or a text that names no key of this entity,
+    /// which is also returned as the error).
+    fn remote(&self, key: Option<&str>) -> Result<(), crate::key::KeyTextError>;
     /// Whether the entity is write-behind: a write to its table must come after its pending
     /// outbox rows ([`apply_pending`](Self::apply_pending)).
     fn is_write_behind(&self) -> bool;
@@ -109,7 +110,8 @@ impl Tables {
     /// Drops every entry of every cached table.
     pub(crate) fn invalidate_everything(&self) {
         for table in self.by_name.values() {
-            table.remote(None);
+            // `None` names every key: there is no text to misread.
+            let _ = table.remote(None);
         }
     }
 

@@ -3,12 +3,14 @@
 
 use std::hash::Hash;
 
-use sea_orm::Value;
-use sea_orm::sea_query::{FromValueTuple, IntoValueTuple, ValueTuple};
+use sea_orm::sea_query::{ArrayType, FromValueTuple, IntoValueTuple, ValueTuple};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, IntoActiveModel, Iterable, ModelTrait,
-    PrimaryKeyToColumn, PrimaryKeyTrait, TryIntoModel,
+    ActiveModelTrait, ColumnTrait, Condition, DbErr, EntityTrait, IntoActiveModel, Iterable,
+    ModelTrait, PrimaryKeyToColumn, PrimaryKeyTrait, TryIntoModel, Value,
 };
+
+use crate::key_text::values_of_text;
+pub use crate::key_text::{KeyTextError, key_text};
 
 /// The primary-key type of entity `E`: the cache key of its store.
 pub type KeyOf<E> = <<E as EntityTrait>::PrimaryKey as PrimaryKeyTrait>::ValueType;
@@ -78,96 +80,50 @@ pub(crate) fn keys_condition<'a, E: CacheableEntity>(
     })
 }
 
-/// A primary key as text, in the one canonical encoding every stored key uses (the outbox's
-/// `pk` column today; the invalidation log and database triggers build on it): a JSON array of
-/// the key's column values, in primary-key order, with no spaces.
-///
-/// | value | text | SQL that writes the same text |
-/// |---|---|---|
-/// | integers | the decimal number: `[42]`, `[-7]` | `'[' \|\| id \|\| ']'` |
-/// | strings, chars, enums | a JSON string (serde_json escaping): `["ada"]` | Postgres `to_json(s)::text`, SQLite `json_quote(s)`, MySQL `JSON_QUOTE(s)` |
-/// | bool | `true` / `false` | |
-/// | bytes | a JSON string of lowercase hex: `["00ff"]` | Postgres `encode(b, 'hex')`, SQLite / MySQL `lower(hex(b))` |
-/// | NULL | `null` | |
-/// | any other type (UUID, dates, decimals...) | its JSON form as sea-query writes it, e.g. `["67e55044-10b1-426f-9247-bb680e5fe0c8"]` | |
-///
-/// A composite key joins its values with `,`: `[1,2]`, `[3,"x"]`.
+/// The value types of `E`'s key columns, in key order.
+pub(crate) fn key_types<E: EntityTrait>() -> Vec<ArrayType> {
+    E::PrimaryKey::iter()
+        .map(|key| <E::Model as ModelTrait>::get_value_type(key.into_column()))
+        .collect()
+}
+
+/// The key of `E` that `values` (one per key column, in key order) name, checked against
+/// the key's Rust types (an `ActiveEnum` value must be one of its variants).
+pub(crate) fn key_of_values<E: CacheableEntity>(
+    values: Vec<Value>,
+) -> std::result::Result<KeyOf<E>, DbErr> {
+    let mut am = E::ActiveModel::default();
+    for (key, value) in E::PrimaryKey::iter().zip(values) {
+        am.try_set(key.into_column(), value)?;
+    }
+    // Every key column was set above, each from a value its field's type accepted, so the
+    // tuple has the key's arity and variants.
+    am.get_primary_key_value()
+        .map(KeyOf::<E>::from_value_tuple)
+        .ok_or_else(|| DbErr::Type("a key column was not set".to_owned()))
+}
+
+/// The key of entity `E` that a canonical key text ([`key_text`]) names: the inverse of
+/// `key_text`, typed.
 ///
 /// ```
 /// use sea_orm::sea_query::IntoValueTuple;
-/// assert_eq!(sea_orm_cache::key_text((1_i64, "a\"b".to_owned()).into_value_tuple()), r#"[1,"a\"b"]"#);
-/// assert_eq!(sea_orm_cache::key_text(7_i32.into_value_tuple()), "[7]");
+/// use sea_orm_cache::{key_from_text, key_text};
+/// let text = key_text(7_i64.into_value_tuple());
+/// assert_eq!(key_from_text::<entity::user::Entity>(&text).unwrap(), 7);
+/// assert!(key_from_text::<entity::user::Entity>(r#"["seven"]"#).is_err());
 /// ```
-pub fn key_text(values: ValueTuple) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(16);
-    out.push('[');
-    for (i, value) in values.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        // Writing to a String cannot fail.
-        let _ = match value {
-            Value::TinyInt(Some(v)) => write!(out, "{v}"),
-            Value::SmallInt(Some(v)) => write!(out, "{v}"),
-            Value::Int(Some(v)) => write!(out, "{v}"),
-            Value::BigInt(Some(v)) => write!(out, "{v}"),
-            Value::TinyUnsigned(Some(v)) => write!(out, "{v}"),
-            Value::SmallUnsigned(Some(v)) => write!(out, "{v}"),
-            Value::Unsigned(Some(v)) => write!(out, "{v}"),
-            Value::BigUnsigned(Some(v)) => write!(out, "{v}"),
-            Value::Bool(Some(v)) => write!(out, "{v}"),
-            Value::String(Some(s)) => write!(out, "{}", serde_json::Value::String(s)),
-            Value::Char(Some(c)) => write!(out, "{}", serde_json::Value::String(c.to_string())),
-            Value::Bytes(Some(bytes)) => {
-                out.push('"');
-                for byte in bytes {
-                    let _ = write!(out, "{byte:02x}");
-                }
-                out.push('"');
-                Ok(())
-            }
-            other => write!(
-                out,
-                "{}",
-                sea_orm::sea_query::sea_value_to_json_value(&other)
-            ),
-        };
-    }
-    out.push(']');
-    out
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)] // Tests unwrap: a failure is the report.
-mod tests {
-    use sea_orm::sea_query::{IntoValueTuple, ValueTuple};
-
-    use super::key_text;
-
-    #[test]
-    fn key_text_is_a_json_array_without_spaces() {
-        assert_eq!(key_text(42_i64.into_value_tuple()), "[42]");
-        assert_eq!(key_text((-1_i32, 2_u64).into_value_tuple()), "[-1,2]");
-        assert_eq!(
-            key_text(("é\n\"".to_owned(), 3_i16).into_value_tuple()),
-            r#"["é\n\"",3]"#
-        );
-        assert_eq!(key_text(true.into_value_tuple()), "[true]");
-        assert_eq!(
-            key_text(ValueTuple::One(sea_orm::Value::Bytes(Some(vec![0, 255])))),
-            r#"["00ff"]"#
-        );
-        assert_eq!(
-            key_text(ValueTuple::One(sea_orm::Value::Int(None))),
-            "[null]"
-        );
-    }
-
-    #[test]
-    fn key_text_is_what_serde_json_writes_for_the_values() {
-        let key = ("a,b".to_owned(), 9_i64, "[x]".to_owned());
-        let json = serde_json::to_string(&serde_json::json!(["a,b", 9, "[x]"])).unwrap();
-        assert_eq!(key_text(key.into_value_tuple()), json);
-    }
+///
+/// # Errors
+/// [`KeyTextError`] if the text is not a JSON array of one value per key column, each of its
+/// column's type.
+pub fn key_from_text<E: CacheableEntity>(
+    text: &str,
+) -> std::result::Result<KeyOf<E>, KeyTextError> {
+    let values = values_of_text(text, &key_types::<E>())?;
+    key_of_values::<E>(values).map_err(|err| KeyTextError::Value {
+        text: text.to_owned(),
+        value: text.to_owned(),
+        expected: err.to_string(),
+    })
 }

@@ -124,6 +124,7 @@ pub mod hooks;
 mod invalidation;
 mod key;
 mod key_locks;
+mod key_text;
 mod layer;
 mod metrics_export;
 #[cfg(feature = "migration")]
@@ -149,7 +150,7 @@ pub use connection::{CachedConnection, CachedStream, CachedTransaction};
 pub use either_connection::CachedConnectionTrait;
 pub use error::{Error, InvalidSetting, Result};
 pub use freshness::Freshness;
-pub use key::{CacheableEntity, KeyOf, key_text};
+pub use key::{CacheableEntity, KeyOf, KeyTextError, key_from_text, key_text};
 pub use layer::{CacheLayer, CacheLayerBuilder, METRICS_INTERVAL, SHUTDOWN_DEADLINE};
 pub use repository::{Get, Repository};
 pub use stats::CacheStats;

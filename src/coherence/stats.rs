@@ -23,6 +23,9 @@ pub struct CoherenceStats {
     /// Times this instance dropped every entry because it had not read the log for half the
     /// retention (rows it never read may have been pruned).
     pub resets: u64,
+    /// Log rows whose key text named no key of their entity (a key type whose feature of
+    /// this crate is off, a hand-written row): each dropped every entry of that entity.
+    pub undecodable_keys: u64,
     /// Log rows this instance pruned.
     pub pruned: u64,
     /// Milliseconds from the last applied row's write to its application here (wall clocks

@@ -98,6 +98,7 @@ pub(crate) struct TailCounters {
     pub(crate) gaps_passed: AtomicU64,
     pub(crate) listener_reconnects: AtomicU64,
     pub(crate) resets: AtomicU64,
+    pub(crate) undecodable_keys: AtomicU64,
     pub(crate) pruned: AtomicU64,
     pub(crate) unchanged: AtomicU64,
     pub(crate) last_lag_ms: AtomicU64,
@@ -233,8 +234,14 @@ impl Tailer {
         let entity: String = row.try_get("", "entity")?;
         let key: Option<String> = row.try_get("", "pk")?;
         let created_at: i64 = row.try_get("", "created_at")?;
-        if let Some(table) = self.tables.get(&entity) {
-            table.remote(key.as_deref());
+        if let Some(table) = self.tables.get(&entity)
+            && let Err(err) = table.remote(key.as_deref())
+        {
+            // The entity was dropped whole instead: counted, and said once per row.
+            self.counters
+                .undecodable_keys
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(entity = %entity, error = %err, "invalidation log key text names no key: dropped every entry of the entity");
         }
         let lag = (wall_ms() - created_at).max(0) as u64;
         self.counters.applied.fetch_add(1, Ordering::Relaxed);
@@ -494,6 +501,7 @@ impl Tailer {
             gaps_passed: c.gaps_passed.load(Ordering::Relaxed),
             listener_reconnects: c.listener_reconnects.load(Ordering::Relaxed),
             resets: c.resets.load(Ordering::Relaxed),
+            undecodable_keys: c.undecodable_keys.load(Ordering::Relaxed),
             pruned: c.pruned.load(Ordering::Relaxed),
             unchanged_polls: c.unchanged.load(Ordering::Relaxed),
             last_lag_ms: c.last_lag_ms.load(Ordering::Relaxed),

@@ -50,8 +50,9 @@
 //!
 //! Log rows carry the origin `'trigger'`, which no layer has as its own, so every instance
 //! applies them, the writing one included. Keys are written in the canonical
-//! [`key_text`](crate::key_text) form; integer and string key columns are supported, composite
-//! keys too. TRUNCATE logs the whole entity on Postgres; MariaDB/MySQL fire no trigger on it.
+//! [`key_text`](crate::key_text) form, byte for byte as the layer writes it, for every key
+//! type that has one: integers, strings, enums, bool, bytes, UUIDs, decimals, dates, times
+//! and date-times with or without a zone, and composites of these. TRUNCATE logs the whole entity on Postgres; MariaDB/MySQL fire no trigger on it.
 
 mod key_sql;
 mod postgres;
@@ -61,8 +62,8 @@ mod spec;
 
 pub use spec::ORIGIN;
 
-use sea_orm::{ColumnTrait, IdenStatic, Statement};
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Iterable, PrimaryKeyToColumn};
+use sea_orm::{IdenStatic, ModelTrait, Statement};
 
 use crate::error::{Error, InvalidSetting, Result};
 use key_sql::{KeyColumn, KeyKind};
@@ -78,20 +79,22 @@ pub struct Triggers {
 /// The triggers of entity `E`.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] (setting `capture`) if a primary-key column is neither an integer
-/// nor a string type: the triggers could not write its canonical key text.
+/// [`Error::InvalidConfig`] (setting `capture`) if a primary-key column's type has no
+/// canonical key text in this build ([`key_text`](crate::key_text) lists them; floats and
+/// JSON have none, and UUIDs, decimals, dates and times need this crate's feature for them).
 pub fn for_entity<E: EntityTrait>() -> Result<Triggers> {
     let entity = E::default();
     let keys = E::PrimaryKey::iter()
         .map(|key| {
             let column = key.into_column();
-            let kind = KeyKind::of(column.def().get_column_type()).ok_or_else(|| {
+            let ty = <E::Model as ModelTrait>::get_value_type(column);
+            let kind = KeyKind::of(&ty).ok_or_else(|| {
                 Error::InvalidConfig {
                     entity: entity.table_name(),
                     source: InvalidSetting {
                         setting: "capture",
                         reason: format!(
-                            "key column `{}` is neither an integer nor a string: triggers cannot write its key text",
+                            "key column `{}` has a value type ({ty:?}) without a key text in this build (see `key_text`; UUIDs, decimals, dates and times need this crate's features `with-uuid`, `with-rust_decimal`, `with-chrono`, `with-time`): triggers cannot write it",
                             column.as_str()
                         ),
                     },

@@ -22,6 +22,7 @@ mod expiry;
 mod faults;
 mod freshness;
 mod hooks;
+mod key_types;
 mod outbox;
 mod outbox_schema;
 mod plain_entities;
