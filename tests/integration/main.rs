@@ -17,6 +17,7 @@ mod expiry;
 mod faults;
 mod freshness;
 mod hooks;
+mod lifecycle;
 mod outbox;
 mod outbox_schema;
 mod plain_entities;
