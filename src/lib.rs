@@ -130,6 +130,7 @@ mod spans;
 mod sql;
 mod stats;
 mod store;
+mod tasks;
 pub mod triggers;
 
 pub use cached::{CachedEntity, ModelCodec};
