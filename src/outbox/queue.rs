@@ -155,11 +155,7 @@ impl<E: CacheableEntity> Outbox<E> {
         self.pressure.reserve().await?;
         if let Err(err) = self.writer.write(row).await {
             self.pressure.release();
-            // The layer stopped between the reservation and the write.
-            if self.writer.is_stopped() {
-                return Err(Error::Shutdown);
-            }
-            return Err(err.into());
+            return Err(err);
         }
         self.pressure.committed(key_text);
         Ok(())

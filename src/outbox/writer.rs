@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::table::outbox_row;
 use crate::coherence::Journal;
+use crate::error::Error;
 use crate::invalidation::LogEntry;
 use crate::retry::retrying;
 use crate::stats::Counters;
@@ -252,20 +253,22 @@ impl GroupWriter {
         }
     }
 
-    /// Whether the insert task has stopped taking rows.
-    pub(crate) fn is_stopped(&self) -> bool {
-        self.requests.is_closed()
-    }
-
     /// Inserts `row` with whatever else is waiting; returns once it has committed.
-    pub(crate) async fn write(&self, row: outbox_row::ActiveModel) -> Result<(), DbErr> {
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the insert task no longer takes rows (the layer's tasks were
+    /// stopped); the database's error if the insert failed.
+    pub(crate) async fn write(&self, row: outbox_row::ActiveModel) -> Result<(), Error> {
         let (ack, acked) = oneshot::channel();
         self.requests
             .send((row, ack))
-            .map_err(|_| DbErr::Custom("the outbox writer has stopped".into()))?;
-        acked
+            .map_err(|_| Error::Shutdown)?;
+        // Unanswered only if the task was aborted (at shutdown's deadline) with the row in
+        // its insert: whether that committed is unknown, so the write is not acknowledged.
+        let answer = acked
             .await
-            .map_err(|_| DbErr::Custom("the outbox writer has stopped".into()))?
+            .map_err(|_| DbErr::Custom("the outbox writer stopped before answering".into()))?;
+        Ok(answer?)
     }
 }
 
