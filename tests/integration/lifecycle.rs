@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use entity::{profile, user};
 use sea_orm::ActiveValue::{Set, Unchanged};
-use sea_orm::{ConnectionTrait, EntityTrait, Statement, Value, sea_query::ValueTuple};
+use sea_orm::{
+    ConnectionTrait, EntityTrait, Statement, TransactionTrait, Value, sea_query::ValueTuple,
+};
 use sea_orm_cache::{
     CacheLayer, Capture, Coherence, Error, FreshnessConfig, Policy, WriteBehindConfig, key_text,
 };
@@ -311,6 +313,105 @@ async fn dropping_the_layer_stops_every_task_and_keeps_pending_writes(t: TestDb)
         42,
         "the next start applies it"
     );
+}
+
+/// A write handed to the outbox writer before `shutdown` gives the stop is still inserted,
+/// acknowledged and applied by the final flush. Forced on Postgres: another connection locks
+/// the outbox table, so the writer's insert of write A waits; write B is handed over
+/// meanwhile; `shutdown` is polled once (writes are refused and the stop is given from that
+/// first poll on) before the lock is released. The logic is the same on every backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_writes_handed_over_before_shutdown_are_applied() {
+    run(
+        Backend::Postgres,
+        "handed_over_before_shutdown",
+        |t| async move {
+            for id in [1, 2, 3] {
+                seed_profile(&t.db, id).await;
+            }
+            let cache = CacheLayer::builder(t.db.clone())
+                .coherence(Coherence::off())
+                .write_behind::<profile::Entity>(|c| {
+                    c.write_behind(
+                        WriteBehindConfig::default().max_delay(Duration::from_secs(3600)),
+                    )
+                })
+                .build()
+                .await
+                .unwrap();
+            let profiles = cache.repository::<profile::Entity>().unwrap();
+            let write = |user_id: i64, visits: i64| {
+                let profiles = profiles.clone();
+                tokio::spawn(async move {
+                    profiles
+                        .update(profile::ActiveModel {
+                            user_id: Unchanged(user_id),
+                            visits: Set(visits),
+                            ..Default::default()
+                        })
+                        .await
+                })
+            };
+            let blocker = t.connect_again().await;
+            let lock = blocker.begin().await.unwrap();
+            lock.execute_unprepared("LOCK TABLE sea_orm_cache_outbox IN EXCLUSIVE MODE")
+                .await
+                .unwrap();
+            let a = write(1, 1);
+            wait_for_a_lock_wait(&t).await;
+            let b = write(2, 2);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while profiles.stats().pending_writes < 2 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "write B never reserved"
+                );
+                tokio::task::yield_now().await;
+            }
+            let mut shutdown = std::pin::pin!(cache.shutdown());
+            std::future::poll_fn(|cx| {
+                assert!(
+                    shutdown.as_mut().poll(cx).is_pending(),
+                    "the insert of A is held"
+                );
+                std::task::Poll::Ready(())
+            })
+            .await;
+            // (Another key: A holds key 1's write lock until it is acknowledged.)
+            let refused = write(3, 99).await.unwrap();
+            assert!(matches!(refused, Err(Error::Shutdown)), "{refused:?}");
+            lock.rollback().await.unwrap();
+            shutdown.await.unwrap();
+            a.await.unwrap().unwrap();
+            b.await.unwrap().unwrap();
+            assert_eq!(profile_visits(&t, 1).await, 1);
+            assert_eq!(profile_visits(&t, 2).await, 2);
+            blocker.close().await.unwrap();
+        },
+    )
+    .await;
+}
+
+/// Waits until a statement of this test's database waits for a lock.
+async fn wait_for_a_lock_wait(t: &TestDb) {
+    let waiting = "SELECT COUNT(*) AS n FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let row =
+            t.db.query_one_raw(Statement::from_string(t.db_backend(), waiting))
+                .await
+                .unwrap()
+                .unwrap();
+        if row.try_get::<i64>("", "n").unwrap() > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing waits for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 crate::backend_tests!(
