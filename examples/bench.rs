@@ -706,8 +706,8 @@ async fn sampled_layer(
     Ok((layer, users))
 }
 
-/// Seconds of hits before the sampler's reads are counted (its first second's burst and
-/// grace delay), and seconds they are counted over.
+/// Seconds of hits before the sampler's reads are counted (its first second's burst), and
+/// seconds they are counted over.
 const CEILING_SETTLE_SECS: u64 = 2;
 const CEILING_SECS: u64 = 10;
 /// The ceiling the row holds the sampler to.

@@ -14,8 +14,12 @@
 //! curl -i localhost:3000/metrics                    # the cache's figures, for Prometheus
 //! ```
 //!
-//! It uses an in-memory SQLite database unless `DATABASE_URL` names another (the example
-//! tables are created there if missing); `ADDR` sets the address to listen on.
+//! It uses an in-memory SQLite database unless `SEA_ORM_CACHE_EXAMPLE_URL` names a Postgres or
+//! MySQL/MariaDB server: it then keeps its rows in a database of its own there,
+//! `sea_orm_cache_existing_service` (created with the example tables if missing), never in the
+//! database the URL names, and refuses to start if its own holds tables it did not create
+//! (`migration::example_database`). `DATABASE_URL` is not read: it often names a developer's
+//! own database. `ADDR` sets the address to listen on.
 //!
 //! Its entity is `entity_plain::users`, written as `sea-orm-cli generate entity` writes it, in
 //! a crate that does not depend on sea-orm-cache: the layer caches it without
@@ -35,9 +39,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use entity_plain::users as user;
-use migration::{Migrator, MigratorTrait};
 use sea_orm::ActiveValue::{NotSet, Set, Unchanged};
-use sea_orm::{Database, DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_cache::{CacheLayer, Policy};
 use serde::Deserialize;
 
@@ -290,11 +293,10 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Connects to `url` and creates the example tables if they are missing.
+/// The example's own database on the server `url` names (or `url` itself on SQLite), with the
+/// example tables created if missing; see `migration::open_example_database`.
 pub(crate) async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    let db = Database::connect(url).await?;
-    Migrator::up(&db, None).await?;
-    Ok(db)
+    migration::open_example_database(url, "sea_orm_cache_existing_service").await
 }
 
 /// The cache layer of the cached service: `users`, read-through, registered without a derive
@@ -311,7 +313,8 @@ pub(crate) async fn cache_layer(db: DatabaseConnection) -> sea_orm_cache::Result
 #[allow(dead_code)] // `tests/existing_service.rs` includes this file and has its own main.
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".to_owned());
+    let url =
+        std::env::var(migration::EXAMPLE_URL_VAR).unwrap_or_else(|_| "sqlite::memory:".to_owned());
     let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let db = connect(&url).await?;
     let (app, cache) = if std::env::args().any(|arg| arg == "--plain") {

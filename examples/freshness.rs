@@ -11,8 +11,8 @@
 //! plain `DatabaseConnection` (as another service, a script or psql would write) and the rest
 //! through the layer's repository, then 2,000 reads skewed toward a fifth of the keys. The
 //! example keeps its own record of every row's value, so a read that returns anything else is
-//! stale: that is the true ratio (stale hits over hits). The sampler re-reads 5% of hits after
-//! its grace delay and estimates the same ratio with a 95% confidence interval.
+//! stale: that is the true ratio (stale hits over hits). The sampler reads the rows of 5% of
+//! hits as it gets to them and estimates the same ratio with a 95% confidence interval.
 //!
 //! Writes through the layer invalidate what they change, so only the bypassing writes leave
 //! stale entries, for at most the TTL: a longer TTL buys hits with staleness, and the table
@@ -183,13 +183,12 @@ async fn run(ttl: u64, bypass: f64) -> Result<Row, Box<dyn Error>> {
             reads += 1;
             stale_reads += u64::from(row.name != table[&id]);
         }
-        // The samples are judged before the next second's writes: each against the row as
-        // it was at its hit.
-        clock.advance(GRACE);
+        // The samples are read before the next second's writes (each against the row as it
+        // was at its hit), and a mismatch judged once its grace delay is over.
         users.settle_samples().await;
         clock.advance(GRACE);
         users.settle_samples().await;
-        clock.advance(Duration::from_secs(1) - GRACE * 2);
+        clock.advance(Duration::from_secs(1) - GRACE);
     }
     let after = users.stats();
     let hits = (after.hits - before.hits) + (after.negative_hits - before.negative_hits);

@@ -4,11 +4,15 @@
 //!
 //! ```text
 //! cargo run --example quickstart
-//! DATABASE_URL=postgres://user:pass@localhost/db cargo run --example quickstart
+//! SEA_ORM_CACHE_EXAMPLE_URL=postgres://postgres@localhost/postgres cargo run --example quickstart
 //! ```
 //!
-//! By default it uses an in-memory SQLite database. With `DATABASE_URL` set it drops and
-//! recreates the example tables (`users`, `posts`, `profiles`, `memberships`) in that database.
+//! By default it uses an in-memory SQLite database. With `SEA_ORM_CACHE_EXAMPLE_URL` naming a
+//! Postgres or MySQL/MariaDB server it works in a database of its own there,
+//! `sea_orm_cache_quickstart` (created if missing), and empties its example tables at each
+//! run; it never touches the database the URL names, and stops with an error, changing
+//! nothing, if its own holds tables it did not create (`migration::example_database`).
+//! `DATABASE_URL` is not read: it often names a developer's own database.
 //!
 //! For every policy it builds a [`CacheLayer`] for the `profile` entity (its key is set by the
 //! client, so write-behind inserts go through the write queue), inserts 100 profiles, then runs
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use entity::profile;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ActiveValue::Set, Database, DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use sea_orm_cache::{CacheLayer, Policy};
 
 /// Rows inserted before the reads start.
@@ -33,14 +37,19 @@ const OPERATIONS: usize = 2_100;
 /// Share of operations that are updates, in percent.
 const UPDATE_PERCENT: u64 = 5;
 
+#[allow(dead_code)] // `tests/integration` includes this file and has its own main.
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite::memory:".to_owned());
-    let db = Database::connect(&url).await?;
-    if !url.starts_with("sqlite:") {
-        Migrator::down(&db, None).await?; // start from empty tables on every run
-    }
-    Migrator::up(&db, None).await?;
+    let db = migration::example_database("sea_orm_cache_quickstart").await?;
+    quickstart(&db).await
+}
+
+/// Runs the workload under each policy in `db`, the example's own database (see
+/// `migration::example_database`), after emptying its example tables.
+pub(crate) async fn quickstart(db: &DatabaseConnection) -> Result<(), Box<dyn std::error::Error>> {
+    // Start from empty tables on every run: the database is the example's own.
+    Migrator::down(db, None).await?;
+    Migrator::up(db, None).await?;
     println!("database: {:?}", db.get_database_backend());
     if cfg!(debug_assertions) {
         // `cargo run` builds without optimisations: its timings are several times a release
@@ -59,7 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Policy::WriteThrough,
         Policy::WriteBehind,
     ] {
-        run(&db, policy).await?;
+        run(db, policy).await?;
     }
     Ok(())
 }

@@ -133,7 +133,10 @@ impl CachedConnection {
 impl CachedConnection {
     /// Before a statement that writes a write-behind entity's table: a transaction that has
     /// applied the entity's pending outbox rows, for the statement to run in next, so it
-    /// lands after them (the later write wins in the table and in every reader). With
+    /// lands after them (the later write wins in the table and in every reader): the rows of
+    /// the keys the statement writes when it names them; for a statement that can write any
+    /// row, the entity's flusher first applies all of them in its own batches, and the
+    /// transaction then applies what was written meanwhile. With
     /// coherence on, any statement with cache effects runs in a transaction of its own too,
     /// which [`seal`] adds its log rows to. `None` for any other statement, which runs under
     /// autocommit as given.
@@ -145,6 +148,7 @@ impl CachedConnection {
         if !planned.writes_write_behind() && !logged {
             return Ok(None);
         }
+        planned.flush_unkeyed().await?;
         let txn = self
             .db
             .begin_with_options(self.options(TransactionOptions::default()))
@@ -156,8 +160,10 @@ impl CachedConnection {
 
 impl CachedTransaction {
     /// Before a statement that writes a write-behind entity's table: its pending outbox rows
-    /// are applied in this transaction first (recorded after the outermost commit). Always
-    /// `None`: the statement runs in this transaction.
+    /// are applied in this transaction first (recorded after the outermost commit): the rows
+    /// of the keys the statement writes when it names them, else all of the entity's (a
+    /// flush in another transaction could wait on this one's locks). Always `None`: the
+    /// statement runs in this transaction.
     async fn pending_first(
         &self,
         planned: &Planned,
@@ -226,6 +232,38 @@ where
     E: fmt::Display + fmt::Debug + Send,
 {
     let outcome = callback(&txn).await;
+    finish(txn, outcome).await
+}
+
+/// `transaction_async` and `transaction_with_config_async` of both connection types: begins
+/// on `conn` (with `config`, the isolation level and access mode, if given), runs `callback`.
+async fn run_transaction_async<C, F, T, E>(
+    conn: &C,
+    config: Option<(Option<IsolationLevel>, Option<AccessMode>)>,
+    callback: F,
+) -> Result<T, TransactionError<E>>
+where
+    C: TransactionTrait<Transaction = CachedTransaction>,
+    F: for<'c> AsyncFnOnce(&'c CachedTransaction) -> Result<T, E> + Send,
+    T: Send,
+    E: fmt::Display + fmt::Debug + Send,
+{
+    let txn = match config {
+        None => conn.begin().await,
+        Some((isolation_level, access_mode)) => {
+            conn.begin_with_config(isolation_level, access_mode).await
+        }
+    }
+    .map_err(TransactionError::Connection)?;
+    let outcome = callback(&txn).await;
+    finish(txn, outcome).await
+}
+
+/// Commits `txn` after `Ok`, rolls it back after `Err`.
+async fn finish<T, E>(
+    txn: CachedTransaction,
+    outcome: Result<T, E>,
+) -> Result<T, TransactionError<E>> {
     match outcome {
         Ok(value) => {
             txn.commit().await.map_err(TransactionError::Connection)?;
@@ -494,6 +532,58 @@ macro_rules! cached_connection {
 
 cached_connection!(CachedConnection, db);
 cached_connection!(CachedTransaction, txn);
+
+/// SeaORM's async-closure transactions (`DatabaseConnection::transaction_async` and
+/// `transaction_with_config_async`), so code that calls them keeps compiling on
+/// `cache.connection()` and needs no `Box::pin`. The closure runs in a [`CachedTransaction`]
+/// (on a [`CachedTransaction`], a savepoint): committed if it returns `Ok`, rolled back if it
+/// returns `Err`; cache effects run after the outermost commit, as for
+/// [`TransactionTrait::transaction`]. On SQLite the transaction begins `IMMEDIATE` (see
+/// [`CachedConnection`]'s transactions).
+macro_rules! transaction_async {
+    ($ty:ty) => {
+        impl $ty {
+            /// Runs `callback` in a transaction: committed after `Ok`, rolled back after `Err`.
+            ///
+            /// # Errors
+            /// `TransactionError::Transaction` with the callback's error, after the rollback;
+            /// `TransactionError::Connection` with the database's on begin, commit or rollback.
+            pub async fn transaction_async<F, T, E>(
+                &self,
+                callback: F,
+            ) -> Result<T, TransactionError<E>>
+            where
+                F: for<'c> AsyncFnOnce(&'c CachedTransaction) -> Result<T, E> + Send,
+                T: Send,
+                E: fmt::Display + fmt::Debug + Send,
+            {
+                run_transaction_async(self, None, callback).await
+            }
+
+            /// [`transaction_async`](Self::transaction_async) with an isolation level and
+            /// access mode.
+            ///
+            /// # Errors
+            /// As [`transaction_async`](Self::transaction_async).
+            pub async fn transaction_with_config_async<F, T, E>(
+                &self,
+                callback: F,
+                isolation_level: Option<IsolationLevel>,
+                access_mode: Option<AccessMode>,
+            ) -> Result<T, TransactionError<E>>
+            where
+                F: for<'c> AsyncFnOnce(&'c CachedTransaction) -> Result<T, E> + Send,
+                T: Send,
+                E: fmt::Display + fmt::Debug + Send,
+            {
+                run_transaction_async(self, Some((isolation_level, access_mode)), callback).await
+            }
+        }
+    };
+}
+
+transaction_async!(CachedConnection);
+transaction_async!(CachedTransaction);
 
 /// The row stream of [`CachedConnection`] and [`CachedTransaction`] (their SeaORM
 /// `StreamTrait::Stream`): the database's rows, unchanged and in order.

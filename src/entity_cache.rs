@@ -29,7 +29,7 @@ use crate::outbox::Outbox;
 use crate::sampler_counters::SamplerTotals;
 use crate::spans::{self, LoadOutcome};
 use crate::stats::{CacheStats, Counters, bump};
-use crate::store::{Lookup, Store, Ticket};
+use crate::store::{Lookup, Miss, Store, Ticket};
 use crate::tasks::Tasks;
 
 /// One write's future, on a connection borrowed for `'c`.
@@ -166,8 +166,10 @@ impl<E: CacheableEntity> EntityCache<E> {
     }
 
     /// The miss path shared by every policy: wait for a load in flight, or run `load` and fill
-    /// its result unless the key was invalidated meanwhile. A failed load caches nothing.
-    /// Traced: a `sea_orm_cache.load` span with the outcome ([`spans`]).
+    /// its result unless the key was invalidated meanwhile. A failed load caches nothing, and
+    /// its error is the answer of every miss that waited for it (one attempt, however many
+    /// waited); the next miss loads again. Traced: a `sea_orm_cache.load` span with the
+    /// outcome ([`spans`]).
     pub(crate) async fn load_with<F, Fut>(
         &self,
         key: &KeyOf<E>,
@@ -177,22 +179,34 @@ impl<E: CacheableEntity> EntityCache<E> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<Arc<E::Model>>>>,
     {
+        // Registered before it is counted: a miss counted is one a failing load answers.
+        let miss = self.store.begin_miss(key);
         bump(&self.counters.misses);
-        spans::load(self.name, self.load_after_miss(key, load)).await
+        spans::load(self.name, self.load_after_miss(key, &miss, load)).await
     }
 
     async fn load_after_miss<F, Fut>(
         &self,
         key: &KeyOf<E>,
+        miss: &Miss<'_, KeyOf<E>>,
         load: F,
     ) -> (Result<Option<Arc<E::Model>>>, LoadOutcome)
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<Arc<E::Model>>>>,
     {
-        let (guard, stale) = match self.store.lookup_or_guard(key).await {
+        let (guard, stale) = match self.store.lookup_or_guard(key, miss).await {
             Lookup::Fresh(value) => return (Ok(value), LoadOutcome::Coalesced),
             Lookup::Load { guard, stale } => (guard, stale),
+            Lookup::Failed { error, stale } => {
+                return match stale {
+                    Some(stale) if self.store.may_serve_stale(&stale) => {
+                        bump(&self.counters.stale_served);
+                        (Ok(stale.value), LoadOutcome::Stale)
+                    }
+                    _ => (Err(error), LoadOutcome::Error),
+                };
+            }
         };
         let ticket = self.store.ticket();
         match load().await {
@@ -207,6 +221,8 @@ impl<E: CacheableEntity> EntityCache<E> {
             }
             Err(err) => {
                 bump(&self.counters.load_errors);
+                // Before the guard is let go: the misses waiting for it share the error.
+                self.store.record_failure(key, &err);
                 match stale {
                     Some(stale) if self.store.may_serve_stale(&stale) => {
                         bump(&self.counters.stale_served);

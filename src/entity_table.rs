@@ -121,10 +121,39 @@ impl<E: CacheableEntity> TableCache for EntityTable<E> {
         self.0.queue.is_some()
     }
 
-    async fn apply_pending(&self, txn: &DatabaseTransaction) -> Result<Option<Effect>, DbErr> {
+    fn written_keys(&self, write: &sql::Write) -> Option<Vec<String>> {
+        let columns = Self::key_columns();
+        if matches!(write.verb, Verb::Schema)
+            || write.set_columns.iter().any(|c| columns.contains(c))
+        {
+            return None;
+        }
+        write
+            .rows
+            .as_ref()?
+            .iter()
+            .map(|row| {
+                self.key_of_row(row)
+                    .map(|key| key_text(key.into_value_tuple()))
+            })
+            .collect()
+    }
+
+    async fn apply_pending(
+        &self,
+        txn: &DatabaseTransaction,
+        keys: Option<&[String]>,
+    ) -> Result<Option<Effect>, DbErr> {
         match &self.0.queue {
-            Some(queue) => queue.apply_pending_in(txn).await.map_err(DbErr::from),
+            Some(queue) => queue.apply_pending_in(txn, keys).await.map_err(DbErr::from),
             None => Ok(None),
+        }
+    }
+
+    async fn flush_pending(&self) -> Result<(), DbErr> {
+        match &self.0.queue {
+            Some(queue) => queue.flush().await.map(drop).map_err(DbErr::from),
+            None => Ok(()),
         }
     }
 

@@ -15,7 +15,7 @@ pub enum Error {
     Db(#[from] DbErr),
     /// `repository::<E>()` was asked for an entity the layer was not built with.
     #[error(
-        "entity `{entity}` is not registered with this CacheLayer; add `.cached::<E>(..)` (or `.cached` / `.write_behind`) to the builder"
+        "entity `{entity}` is not registered with this CacheLayer; add `.entity::<E>(..)` (or `.cached`, `.write_behind`, `.entity_config`) to the builder"
     )]
     NotRegistered {
         /// Table name of the entity.
@@ -49,8 +49,9 @@ pub enum Error {
         /// Table name of the entity.
         entity: &'static str,
     },
-    /// A write-behind entity registered without an outbox codec: with `.cached::<E>(..)` or
-    /// `.cached::<E>(..)` whose `#[derive(Cached)]` does not declare write-behind.
+    /// A write-behind entity registered without an outbox codec: with `.entity::<E>(..)` or
+    /// `.entity_config::<E>(..)`, or with `.cached::<E>(..)` whose `#[derive(Cached)]` does not
+    /// declare write-behind; `build` refuses it.
     #[error(
         "entity `{entity}` cannot use write-behind without an outbox codec: register it with `.write_behind::<E>(..)` (its Model must implement serde's Serialize and Deserialize)"
     )]

@@ -77,9 +77,20 @@ pub(crate) trait TableCache: Send + Sync {
     /// Whether the entity is write-behind: a write to its table must come after its pending
     /// outbox rows ([`apply_pending`](Self::apply_pending)).
     fn is_write_behind(&self) -> bool;
-    /// Applies the entity's pending outbox rows on `txn`, before a write to its table made in
-    /// that transaction; returns what to record once it commits.
-    async fn apply_pending(&self, txn: &DatabaseTransaction) -> Result<Option<Effect>, DbErr>;
+    /// The canonical key texts of every row `write` can change, when the statement names
+    /// them all (and moves no key); `None` when it may touch any row.
+    fn written_keys(&self, write: &sql::Write) -> Option<Vec<String>>;
+    /// Applies the entity's pending outbox rows of `keys` (`None`: all of them) on `txn`,
+    /// before a write to its table made in that transaction; returns what to record once it
+    /// commits.
+    async fn apply_pending(
+        &self,
+        txn: &DatabaseTransaction,
+        keys: Option<&[String]>,
+    ) -> Result<Option<Effect>, DbErr>;
+    /// Applies the entity's pending outbox rows through its flusher, in its batches and
+    /// transactions, outside any caller's transaction.
+    async fn flush_pending(&self) -> Result<(), DbErr>;
 }
 
 /// The cached tables, by name.
@@ -133,16 +144,14 @@ impl Tables {
                         .by_name
                         .values()
                         .filter(|t| t.is_write_behind())
-                        .cloned()
+                        .map(|t| (t.clone(), None))
                         .collect();
                     return planned;
                 }
                 Classified::Write(write) => {
                     if let Some(table) = self.get(&write.table) {
-                        if table.is_write_behind()
-                            && !planned.write_behind.iter().any(|t| Arc::ptr_eq(t, table))
-                        {
-                            planned.write_behind.push(table.clone());
+                        if table.is_write_behind() {
+                            planned.writes_behind(table, table.written_keys(&write));
                         }
                         match table.plan(&write) {
                             Some(effects) => planned.now.extend(effects),
@@ -174,9 +183,13 @@ fn is_plain_select(sql: &str) -> bool {
 pub(crate) struct Planned {
     now: Vec<Effect>,
     from_result: Vec<FromResult>,
-    /// Write-behind tables the statement writes: their pending rows go first.
-    write_behind: Vec<Arc<dyn TableCache>>,
+    /// Write-behind tables the statement writes, with the key texts it writes (`None`: any
+    /// row): their pending rows go first.
+    write_behind: Vec<WrittenBehind>,
 }
+
+/// A write-behind table a statement writes, and the key texts it writes (`None`: any row).
+type WrittenBehind = (Arc<dyn TableCache>, Option<Vec<String>>);
 
 /// A write whose keys only its result can tell.
 struct FromResult {
@@ -195,15 +208,44 @@ impl Planned {
         !self.write_behind.is_empty()
     }
 
+    /// Records that the statement writes write-behind `table`, at `keys` (`None`: any row).
+    fn writes_behind(&mut self, table: &Arc<dyn TableCache>, keys: Option<Vec<String>>) {
+        match self
+            .write_behind
+            .iter_mut()
+            .find(|(t, _)| Arc::ptr_eq(t, table))
+        {
+            None => self.write_behind.push((table.clone(), keys)),
+            Some((_, known)) => match (known.as_mut(), keys) {
+                (Some(known), Some(keys)) => known.extend(keys),
+                _ => *known = None,
+            },
+        }
+    }
+
+    /// Before the statement's transaction begins (autocommit only): the write-behind tables
+    /// it writes at rows it cannot name have their pending rows applied by their flushers,
+    /// in the flushers' batches, so the statement's own transaction applies only what was
+    /// written meanwhile instead of holding its locks while it applies the whole outbox.
+    pub(crate) async fn flush_unkeyed(&self) -> Result<(), DbErr> {
+        for (table, keys) in &self.write_behind {
+            if keys.is_none() {
+                table.flush_pending().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Applies the pending outbox rows of every write-behind table the statement writes, on
-    /// `txn`, before the statement runs there; returns what to record after the commit.
+    /// `txn`, before the statement runs there: the rows of the keys it writes when it names
+    /// them, else every pending row of the table. Returns what to record after the commit.
     pub(crate) async fn apply_pending(
         &self,
         txn: &DatabaseTransaction,
     ) -> Result<Vec<Effect>, DbErr> {
         let mut after = Vec::new();
-        for table in &self.write_behind {
-            if let Some(effect) = table.apply_pending(txn).await? {
+        for (table, keys) in &self.write_behind {
+            if let Some(effect) = table.apply_pending(txn, keys.as_deref()).await? {
                 after.push(effect);
             }
         }

@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use std::future::Future;
 use std::pin::Pin;
 
-use sea_orm::{DatabaseConnection, DbErr, TransactionError, TransactionTrait};
+use sea_orm::{
+    AccessMode, DatabaseConnection, DbErr, IsolationLevel, TransactionError, TransactionTrait,
+};
 
 use crate::cached::{CachedEntity, ModelCodec};
 use crate::clock::Clock;
@@ -144,7 +146,7 @@ impl CacheLayerBuilder {
     /// use std::time::Duration;
     /// use sea_orm_cache::{CacheLayer, Policy};
     /// let cache = CacheLayer::builder(db)
-    ///     .cached::<entity::user::Entity>(|c| c.policy(Policy::WriteThrough).ttl(Duration::from_secs(60)))
+    ///     .entity::<entity::user::Entity>(|c| c.policy(Policy::WriteThrough).ttl(Duration::from_secs(60)))
     ///     .build()
     ///     .await?;
     /// # Ok(()) }
@@ -582,12 +584,73 @@ impl CacheLayer {
         T: Send,
         E: From<DbErr> + fmt::Display + fmt::Debug + Send,
     {
-        self.transaction_typed(callback)
+        self.transaction_typed(callback).await.map_err(flatten)
+    }
+
+    /// [`transaction`](Self::transaction) with an async closure, as SeaORM's
+    /// `DatabaseConnection::transaction_async`: no `Box::pin`, and the closure may borrow
+    /// from its surroundings.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sea_orm::{ActiveValue::{Set, Unchanged}, ConnectionTrait, Database, Schema};
+    /// use sea_orm_cache::{CacheLayer, CachedTransaction, Error};
+    /// use entity::user;
+    ///
+    /// let db = Database::connect("sqlite::memory:").await?;
+    /// db.execute(&Schema::new(db.get_database_backend()).create_table_from_entity(user::Entity)).await?;
+    /// let cache = CacheLayer::builder(db).entity::<user::Entity>(|c| c).build().await?;
+    /// let users = cache.repository::<user::Entity>()?;
+    /// let ada = users.insert(user::ActiveModel {
+    ///     email: Set("ada@example.com".into()), name: Set("Ada".into()),
+    ///     bio: Set(String::new()), updated_at: Set(0), ..Default::default()
+    /// }).await?;
+    /// cache.transaction_async(async |txn: &CachedTransaction| {
+    ///     users.update_with(user::ActiveModel {
+    ///         id: Unchanged(ada.id), name: Set("Ada L.".into()), ..Default::default()
+    ///     }, txn).await?;
+    ///     Ok::<_, Error>(())
+    /// }).await?;
+    /// assert_eq!(users.get(ada.id).await?.unwrap().name, "Ada L.");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`transaction`](Self::transaction).
+    pub async fn transaction_async<F, T, E>(&self, callback: F) -> Result<T, E>
+    where
+        F: for<'c> AsyncFnOnce(&'c CachedTransaction) -> Result<T, E> + Send,
+        T: Send,
+        E: From<DbErr> + fmt::Display + fmt::Debug + Send,
+    {
+        self.inner
+            .connection
+            .transaction_async(callback)
             .await
-            .map_err(|err| match err {
-                TransactionError::Connection(err) => err.into(),
-                TransactionError::Transaction(err) => err,
-            })
+            .map_err(flatten)
+    }
+
+    /// [`transaction_async`](Self::transaction_async) with an isolation level and access mode.
+    ///
+    /// # Errors
+    /// As [`transaction`](Self::transaction).
+    pub async fn transaction_with_config_async<F, T, E>(
+        &self,
+        callback: F,
+        isolation_level: Option<IsolationLevel>,
+        access_mode: Option<AccessMode>,
+    ) -> Result<T, E>
+    where
+        F: for<'c> AsyncFnOnce(&'c CachedTransaction) -> Result<T, E> + Send,
+        T: Send,
+        E: From<DbErr> + fmt::Display + fmt::Debug + Send,
+    {
+        self.inner
+            .connection
+            .transaction_with_config_async(callback, isolation_level, access_mode)
+            .await
+            .map_err(flatten)
     }
 
     /// [`transaction`](Self::transaction) for a callback whose error type has no
@@ -812,5 +875,14 @@ impl CacheLayer {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// A transaction's error as the callback's own type: the database's converted with
+/// `From<DbErr>`.
+fn flatten<E: From<DbErr>>(err: TransactionError<E>) -> E {
+    match err {
+        TransactionError::Connection(err) => err.into(),
+        TransactionError::Transaction(err) => err,
     }
 }

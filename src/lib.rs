@@ -96,9 +96,16 @@
 //!
 //! Write-behind writes are durable once acknowledged: each is a committed row of the outbox
 //! table ([`outbox`]), applied to the entity's table later by a background flusher, resumed by
-//! the next start after a crash, and read before the table on a miss. Instances on one
-//! database do not invalidate each other's entries yet: an entry another instance holds stays
-//! until its TTL.
+//! the next start after a crash, and read before the table on a miss (on every instance).
+//!
+//! Several instances on one database keep each other's entries coherent ([`Coherence`], on by
+//! default on Postgres, MySQL/MariaDB and file SQLite): every write made through a layer adds
+//! rows to an invalidation log table in the writing transaction, and every layer tails that
+//! log and drops what other instances changed, woken by `NOTIFY` on Postgres and polling
+//! elsewhere. Writes that bypass the layer (`psql`, another service) reach the log through
+//! opt-in database triggers ([`triggers`], [`Capture::Triggers`]); without them such an entry
+//! stays until its TTL, and the staleness sampler measures how often that is served
+//! ([`Repository::freshness`]).
 
 #![deny(missing_docs)]
 
@@ -136,7 +143,9 @@ pub mod triggers;
 pub use cached::{CachedEntity, ModelCodec};
 pub use clock::Clock;
 pub use coherence::{Coherence, CoherenceStats, INVALIDATION_TABLE};
-pub use config::{CacheConfig, Capture, FreshnessConfig, OverBudget, Policy, WriteBehindConfig};
+pub use config::{
+    CacheConfig, Capture, DEFAULT_MIN_TTL, FreshnessConfig, OverBudget, Policy, WriteBehindConfig,
+};
 pub use connection::{CachedConnection, CachedStream, CachedTransaction};
 pub use either_connection::CachedConnectionTrait;
 pub use error::{Error, InvalidSetting, Result};

@@ -1,8 +1,8 @@
 //! Publishing each registered entity's [`CacheStats`] through the `metrics` facade
 //! ([`CacheLayer::publish_metrics`](crate::CacheLayer::publish_metrics), which lists the
-//! names). The cache already counts everything in its own atomics (hits in sharded ones), so
-//! publishing reads those counters and sets the metrics to their values: counters with
-//! `absolute`, gauges with `set`. The hit path pays nothing for metrics. Without a recorder
+//! names). The cache already counts everything in its own atomics (hits in per-thread slots,
+//! see `hit_counter`), so publishing reads those counters and sets the metrics to their
+//! values: counters with `absolute`, gauges with `set`. The hit path pays nothing for metrics. Without a recorder
 //! installed (the service installs the exporter it wants) every call here is a no-op.
 
 use std::sync::Arc;

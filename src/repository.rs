@@ -205,14 +205,23 @@ impl<E: CacheableEntity> Repository<E> {
         }
         let ticket = inner.store.ticket();
         let mut from_table = Vec::new();
-        for &i in &missing {
-            match &inner.queue {
-                Some(queue) => match queue.pending(&inner.db, &keys[i]).await? {
-                    Some(write) => out[i] = write.into_value(),
-                    None => from_table.push(i),
-                },
-                None => from_table.push(i),
+        match &inner.queue {
+            // Write-behind: the missing keys' pending writes, in one read, win over the table
+            // (G6). Read before the table: a row applied in between is in the table by then.
+            Some(queue) => {
+                let texts: Vec<String> = missing
+                    .iter()
+                    .map(|&i| key_text(keys[i].clone().into_value_tuple()))
+                    .collect();
+                let mut pending = queue.pending_many(&inner.db, &texts).await?;
+                for (&i, text) in missing.iter().zip(&texts) {
+                    match pending.remove(text) {
+                        Some(write) => out[i] = write.into_value(),
+                        None => from_table.push(i),
+                    }
+                }
             }
+            None => from_table.clone_from(&missing),
         }
         if !from_table.is_empty() {
             let condition = keys_condition::<E>(from_table.iter().map(|&i| &keys[i]));
@@ -484,10 +493,10 @@ impl<E: CacheableEntity> Repository<E> {
         self.inner.freshness()
     }
 
-    /// Waits until the sampler has judged every sample taken before the call whose time has
-    /// come on the layer's clock (its read after the grace delay, and for a mismatch the
-    /// second grace delay). With [`Clock::manual`](crate::Clock::manual), advance the clock
-    /// first. Returns at once when the sampler is off.
+    /// Waits until the sampler has read every sample taken before the call, and judged every
+    /// mismatch whose grace delay is over on the layer's clock. With
+    /// [`Clock::manual`](crate::Clock::manual), advance the clock past the grace delay and
+    /// call it again to judge the mismatches. Returns at once when the sampler is off.
     pub async fn settle_samples(&self) {
         if let Some(sampler) = &self.inner.sampler {
             sampler.settle().await;

@@ -16,7 +16,7 @@ pub(crate) struct SamplerCounters {
     pub(crate) verified: AtomicU64,
     /// Of the verified, those that differed from their row.
     pub(crate) stale: AtomicU64,
-    /// Samples whose key was written or invalidated since the hit.
+    /// Mismatched samples an invalidation of their key explained.
     pub(crate) discarded: AtomicU64,
     /// Samples whose database read failed.
     pub(crate) errors: AtomicU64,

@@ -86,6 +86,44 @@ mod aside {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// Short TTLs declared with the derive, the freshness defaults untouched.
+mod short_ttl {
+    use sea_orm::entity::prelude::*;
+    use sea_orm_cache::Cached;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Cached)]
+    #[sea_orm(table_name = "aside_rows")]
+    #[cache(ttl = "200ms")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) id: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The shortest TTL the layer keeps (its expiry is in milliseconds).
+mod one_ms_ttl {
+    use sea_orm::entity::prelude::*;
+    use sea_orm_cache::Cached;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Cached)]
+    #[sea_orm(table_name = "aside_rows")]
+    #[cache(ttl = "1ms", on_over_budget = "shorten_ttl", staleness_budget = "1%")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub(crate) id: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 #[test]
 fn derive_without_settings_gives_the_defaults() {
     assert_eq!(plain::Entity::cache_config(), CacheConfig::default());
@@ -362,4 +400,99 @@ fn serde_reads_the_sampler_settings() {
 fn misuse_does_not_compile() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/*.rs");
+}
+
+/// TTLs from 1 ms to 1 h, none of the sampler's settings touched: the defaults derived from
+/// the TTL (`freshness.min_ttl`) follow it, so every one builds, set with the builder, with a
+/// serde config and with the derive. (A 200 ms TTL was refused: "`freshness.min_ttl` must be
+/// longer than zero and at most the ttl (200ms), got 1s".)
+#[tokio::test]
+async fn ttls_from_one_millisecond_to_one_hour_build() {
+    let db = db_with_aside_table().await;
+    let ms = Duration::from_millis;
+    for ttl in [
+        ms(1),
+        ms(2),
+        ms(50),
+        ms(200),
+        ms(999),
+        ms(1_000),
+        ms(60_000),
+        ms(3_600_000),
+    ] {
+        let built = |config: CacheConfig| {
+            let db = db.clone();
+            async move {
+                let cache = CacheLayer::builder(db)
+                    .entity_config::<aside::Entity>(config)
+                    .build()
+                    .await
+                    .unwrap_or_else(|e| panic!("ttl {ttl:?} refused: {e}"));
+                let rows = cache.repository::<aside::Entity>().unwrap();
+                assert_eq!(rows.config().ttl, ttl);
+                assert_eq!(rows.config().freshness.min_ttl_for(ttl), ttl.min(ms(1_000)));
+            }
+        };
+        built(CacheConfig::default().ttl(ttl)).await;
+        // The shortened-TTL action too, whose floor is the setting that was refused.
+        built(
+            CacheConfig::default()
+                .ttl(ttl)
+                .staleness_budget(Some(0.01))
+                .on_over_budget(OverBudget::ShortenTtl),
+        )
+        .await;
+        // Through the builder's closure over the derive's defaults.
+        let cache = CacheLayer::builder(db.clone())
+            .entity::<aside::Entity>(move |c| c.ttl(ttl))
+            .build()
+            .await
+            .unwrap_or_else(|e| panic!("ttl {ttl:?} refused by .entity: {e}"));
+        assert_eq!(
+            cache.repository::<aside::Entity>().unwrap().config().ttl,
+            ttl
+        );
+        // A config file, whole and over the derive.
+        let json = serde_json::json!({ "ttl": format!("{}ms", ttl.as_millis()) });
+        let loaded: CacheConfig = serde_json::from_value(json.clone()).unwrap();
+        built(loaded).await;
+        built(aside::Entity::cache_config().overlay(json).unwrap()).await;
+    }
+    // Declared with the derive.
+    for build in [
+        CacheLayer::builder(db.clone()).cached::<short_ttl::Entity>(|c| c),
+        CacheLayer::builder(db.clone()).cached::<one_ms_ttl::Entity>(|c| c),
+    ] {
+        build.build().await.unwrap();
+    }
+}
+
+/// A `min_ttl` the user set is still checked against the TTL, and a TTL below the clock's
+/// millisecond is refused with a typed error naming it.
+#[tokio::test]
+async fn a_min_ttl_set_longer_than_the_ttl_and_a_sub_millisecond_ttl_are_refused() {
+    let db = db_with_aside_table().await;
+    let refused = |config: CacheConfig| {
+        let db = db.clone();
+        async move {
+            match CacheLayer::builder(db)
+                .entity_config::<aside::Entity>(config)
+                .build()
+                .await
+            {
+                Err(Error::InvalidConfig { source, .. }) => source.setting,
+                Err(other) => panic!("expected InvalidConfig, got {other}"),
+                Ok(_) => panic!("expected InvalidConfig, built"),
+            }
+        }
+    };
+    let ms = Duration::from_millis;
+    let set_min = CacheConfig::default()
+        .ttl(ms(200))
+        .map_freshness(|f| f.min_ttl(ms(201)));
+    assert_eq!(refused(set_min).await, "freshness.min_ttl");
+    let zero_min = CacheConfig::default().map_freshness(|f| f.min_ttl(Duration::ZERO));
+    assert_eq!(refused(zero_min).await, "freshness.min_ttl");
+    let sub_ms = CacheConfig::default().ttl(Duration::from_micros(500));
+    assert_eq!(refused(sub_ms).await, "ttl");
 }

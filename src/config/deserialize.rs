@@ -182,7 +182,7 @@ impl FreshnessPatch {
         config.window = self.window.map_or(config.window, |w| w.0);
         config.budget = self.budget.unwrap_or(config.budget);
         config.on_over_budget = self.on_over_budget.unwrap_or(config.on_over_budget);
-        config.min_ttl = self.min_ttl.map_or(config.min_ttl, |t| t.0);
+        config.min_ttl = self.min_ttl.map_or(config.min_ttl, |t| Some(t.0));
         config.version_column = self.version_column.unwrap_or(config.version_column);
         config
     }

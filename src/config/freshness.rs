@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// The shortest effective TTL when [`FreshnessConfig::min_ttl`] is left unset, for a TTL at least
+/// this long (a shorter TTL is its own minimum).
+pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(1);
+
 /// What the sampler does when the measured staleness ratio (the lower bound of its 95%
 /// confidence interval) is over the entity's budget. Either way it logs a `tracing` warning
 /// once per window and counts the breach.
@@ -34,8 +38,9 @@ impl OverBudget {
 /// The staleness sampler of one entity: which hits it re-reads from the database, when, how
 /// many at most, and the budget it holds the result to (DESIGN G10).
 ///
-/// A sampled hit is compared with its row after `grace`; a key written or invalidated through
-/// the layer since the hit is discarded, not counted (that write was in flight, not stale).
+/// A sampled hit's row is read at once (off the hit path) and compared with the served value;
+/// a mismatch whose key an invalidation reaches within `grace` after the read is discarded,
+/// not counted (that write was in flight), any other is stale.
 /// See [`Repository::freshness`](crate::Repository::freshness) for the report.
 ///
 /// ```
@@ -54,15 +59,16 @@ impl OverBudget {
 pub struct FreshnessConfig {
     /// Fraction of cache hits sampled, `0.0..=1.0`; 0 turns the sampler off. Default 0.001.
     pub sample_rate: f64,
-    /// How long after the hit the row is read, and how long a mismatch waits for an
-    /// invalidation before it counts as stale: a write through the layer (or through another
-    /// instance's) invalidates within it. Default 1 s.
+    /// How long after its read a mismatch waits for an invalidation of the key before it
+    /// counts as stale: a write through the layer (or through another instance's, or captured
+    /// by triggers) invalidates within it. The row itself is read at once. Default 1 s.
     pub grace: Duration,
     /// Most sample reads per second, whatever the hit rate: past it samples are dropped
     /// (counted as `throttled`). At least 1. Default 100.
     pub max_samples_per_sec: u32,
-    /// Most samples waiting for their grace delay or a database read; past it a sampled hit
-    /// is dropped and counted, never waited for. At least 1. Default 1,024.
+    /// Most samples waiting for their database read (bounding how long after its hit a row is
+    /// read); past it a sampled hit is dropped and counted, never waited for. A mismatch
+    /// waiting out its grace delay holds no place. At least 1. Default 1,024.
     pub queue: usize,
     /// The sliding window the report and the budget cover. Default 10 minutes.
     pub window: Duration,
@@ -71,8 +77,11 @@ pub struct FreshnessConfig {
     pub budget: Option<f64>,
     /// What to do past the budget. Default [`OverBudget::Warn`].
     pub on_over_budget: OverBudget,
-    /// The shortest effective TTL [`OverBudget::ShortenTtl`] goes down to. Default 1 s.
-    pub min_ttl: Duration,
+    /// The shortest effective TTL [`OverBudget::ShortenTtl`] goes down to. `None` (the
+    /// default) follows the entity's TTL: 1 s, or the TTL itself when that is shorter (see
+    /// [`min_ttl_for`](Self::min_ttl_for)). A value set must be longer than zero and at most
+    /// the TTL.
+    pub min_ttl: Option<Duration>,
     /// Compare this column only (a version or `updated_at` column the application bumps on
     /// every write) instead of the whole row. `None` (the default): every column.
     pub version_column: Option<String>,
@@ -88,7 +97,7 @@ impl Default for FreshnessConfig {
             window: Duration::from_secs(600),
             budget: None,
             on_over_budget: OverBudget::Warn,
-            min_ttl: Duration::from_secs(1),
+            min_ttl: None,
             version_column: None,
         }
     }
@@ -144,11 +153,27 @@ impl FreshnessConfig {
         self
     }
 
-    /// Sets the shortest effective TTL.
+    /// Sets the shortest effective TTL (longer than zero and at most the entity's TTL, checked
+    /// by [`CacheConfig::validate`](crate::CacheConfig::validate)).
     #[must_use]
     pub fn min_ttl(mut self, ttl: Duration) -> Self {
-        self.min_ttl = ttl;
+        self.min_ttl = Some(ttl);
         self
+    }
+
+    /// The shortest effective TTL for an entity whose TTL is `ttl`: the one set, or by default
+    /// [`DEFAULT_MIN_TTL`] capped at `ttl`, so a short TTL never makes the default invalid.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sea_orm_cache::FreshnessConfig;
+    /// let ms = Duration::from_millis;
+    /// assert_eq!(FreshnessConfig::default().min_ttl_for(ms(200)), ms(200));
+    /// assert_eq!(FreshnessConfig::default().min_ttl_for(ms(60_000)), ms(1_000));
+    /// assert_eq!(FreshnessConfig::default().min_ttl(ms(5)).min_ttl_for(ms(200)), ms(5));
+    /// ```
+    pub fn min_ttl_for(&self, ttl: Duration) -> Duration {
+        self.min_ttl.unwrap_or(DEFAULT_MIN_TTL.min(ttl))
     }
 
     /// Compares this column only instead of the whole row.

@@ -10,7 +10,7 @@ mod freshness;
 mod validate;
 
 pub use capture::Capture;
-pub use freshness::{FreshnessConfig, OverBudget};
+pub use freshness::{DEFAULT_MIN_TTL, FreshnessConfig, OverBudget};
 
 use std::time::Duration;
 

@@ -10,11 +10,11 @@ fn invalid(setting: &'static str, reason: String) -> Result<(), InvalidSetting> 
 }
 
 impl CacheConfig {
-    /// Checks the settings: a positive `ttl` and `capacity`, `ttl_jitter` within `0.0..=1.0`,
+    /// Checks the settings: a `ttl` of at least 1 ms, a positive `capacity`, `ttl_jitter` within `0.0..=1.0`,
     /// for the flusher, a positive `batch`, `max_pending` and `max_attempts`, and for the
     /// sampler a `sample_rate` and `budget` within `0.0..=1.0`, a positive
-    /// `max_samples_per_sec`, `queue`, `window` and `min_ttl`, and a `min_ttl` no longer than
-    /// `ttl`. (A `version_column` is checked against the entity's columns at build.)
+    /// `max_samples_per_sec`, `queue` and `window`, and a `min_ttl`, where one is set, longer
+    /// than zero and no longer than `ttl` (left unset it follows the TTL). (A `version_column` is checked against the entity's columns at build.)
     /// [`CacheLayerBuilder::build`](crate::CacheLayerBuilder::build) runs it for every
     /// entity and reports the first failure as
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
@@ -29,8 +29,14 @@ impl CacheConfig {
     /// # Errors
     /// The first setting that is out of range.
     pub fn validate(&self) -> Result<(), InvalidSetting> {
-        if self.ttl == Duration::ZERO {
-            return invalid("ttl", "must be longer than zero".to_owned());
+        if self.ttl < Duration::from_millis(1) {
+            return invalid(
+                "ttl",
+                format!(
+                    "must be at least 1 ms (expiry is kept in milliseconds), got {:?}",
+                    self.ttl
+                ),
+            );
         }
         if !(0.0..=1.0).contains(&self.ttl_jitter) {
             return invalid(
@@ -88,12 +94,14 @@ impl CacheConfig {
                 "must be at least 10 ms (it is kept in 10 buckets)".to_owned(),
             );
         }
-        if sampler.min_ttl == Duration::ZERO || sampler.min_ttl > self.ttl {
+        if let Some(min_ttl) = sampler.min_ttl
+            && (min_ttl == Duration::ZERO || min_ttl > self.ttl)
+        {
             return invalid(
                 "freshness.min_ttl",
                 format!(
-                    "must be longer than zero and at most the ttl ({:?}), got {:?}",
-                    self.ttl, sampler.min_ttl
+                    "must be longer than zero and at most the ttl ({:?}), got {min_ttl:?}",
+                    self.ttl
                 ),
             );
         }

@@ -68,7 +68,8 @@ impl Budget {
         if config.on_over_budget != OverBudget::ShortenTtl {
             return verdict;
         }
-        let min_ms = (config.min_ttl.as_millis() as u64).clamp(1, ttl_ms);
+        let min_ttl = config.min_ttl_for(std::time::Duration::from_millis(ttl_ms));
+        let min_ms = (min_ttl.as_millis() as u64).clamp(1, ttl_ms);
         let since_over = wilson(self.since_stale, self.since_verified).0 > budget;
         let needed = if budget > 0.0 {
             ((1.0 / budget).ceil() as u64).min(MAX_EVIDENCE)

@@ -5,8 +5,12 @@ use std::time::Duration;
 /// One entity's measured freshness over the sampler's sliding window (DESIGN G10).
 ///
 /// The staleness ratio is `stale / verified`: of the sampled cache hits compared with their
-/// row, the share that served a value the database no longer held (and that no invalidation
-/// reached within the grace delay). It estimates the share of all hits that were stale.
+/// row (read at once after the hit), the share that served a value the database no longer
+/// held and that no invalidation of the key explained (from the hit until the grace delay
+/// after the read). It estimates the share of all hits that returned an older version of the
+/// row than one committed before the read began, leaving out those an invalidation on its
+/// way explains; a write no invalidation reports that commits between the hit and the
+/// sample's read counts against the hit (the README's Freshness section has the details).
 /// `interval` is its 95% confidence interval (Wilson score); the budget is judged by the
 /// interval's lower bound, so a few unlucky samples do not trip it.
 ///
@@ -21,10 +25,12 @@ pub struct Freshness {
     pub sample_rate: f64,
     /// Samples compared with their row in the window.
     pub verified: u64,
-    /// Of those, samples whose cached value differed from the row.
+    /// Of those, samples whose cached value differed from the row, with no invalidation of
+    /// the key to explain it.
     pub stale: u64,
-    /// Samples not counted: their key was written or invalidated through the layer since the
-    /// hit, so the difference was a write in flight.
+    /// Samples not counted: their value differed from the row and an invalidation of the key
+    /// arrived since the hit (until the grace delay after the read), so the difference was a
+    /// write in flight.
     pub discarded: u64,
     /// `stale / verified`; 0 when nothing was verified.
     pub ratio: f64,
@@ -47,7 +53,7 @@ pub struct Freshness {
     /// The TTL fills use now: shorter than `ttl` while
     /// [`OverBudget::ShortenTtl`](crate::OverBudget::ShortenTtl) holds it down.
     pub effective_ttl: Duration,
-    /// Sampled hits dropped because the sampler's queue was full (never waited for).
+    /// Sampled hits dropped because the sampler's queue of reads was full (never waited for).
     pub dropped: u64,
     /// Samples dropped by the `max_samples_per_sec` ceiling.
     pub throttled: u64,

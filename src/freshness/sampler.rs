@@ -1,6 +1,16 @@
-//! The sampler task of one entity: takes the hits the store picked, waits out the grace
-//! delay, re-reads each row by key, and records fresh, stale or discarded; evaluates the
-//! budget once per bucket of the window.
+//! The sampler task of one entity: takes the hits the store picked, reads each row by key at
+//! once, and judges the hit fresh, stale or discarded; evaluates the budget once per bucket of
+//! the window.
+//!
+//! What a sample judges: whether the hit returned an older version of the row than one
+//! committed before it. The row is read as soon as the sample arrives (a queue wait and one
+//! query after the hit), so a write committed after the hit rarely reaches the comparison. A
+//! row equal to the served value means no newer version had committed when the hit was
+//! served: fresh, final. A row that differs means a newer version committed before the read:
+//! before the hit (stale), or in the short time since, or it is a write through the layer
+//! whose invalidation is on its way. The grace delay is only for telling these apart: a
+//! mismatch whose key an invalidation reaches (since the hit, until a grace delay after the
+//! read) is discarded, as a write in flight; one that no invalidation explains is stale.
 //!
 //! One task per sampled entity, reading one row at a time: its database load is at most
 //! `max_samples_per_sec` reads per second, whatever the hit rate. The hit side admits at most
@@ -56,7 +66,7 @@ struct Shared {
     window: Mutex<Window>,
     counters: Arc<SamplerCounters>,
     over_budget: AtomicBool,
-    /// Samples accepted and not finished; the store's queue adds, the task subtracts.
+    /// Samples accepted and not yet read; the store's queue adds, the task subtracts.
     waiting: Arc<AtomicUsize>,
 }
 
@@ -126,8 +136,8 @@ impl<K: Send + Sync + 'static, M: Send + Sync + 'static> Sampler<K, M> {
         }
     }
 
-    /// Waits until every sample taken before the call that is due by the clock has been
-    /// judged.
+    /// Waits until every sample taken before the call has been read, and every mismatch whose
+    /// grace delay is over by the clock judged.
     pub(crate) async fn settle(&self) {
         let (reply, done) = oneshot::channel();
         if self.tx.send(SamplerMessage::Settle(reply)).await.is_ok() {
@@ -203,8 +213,7 @@ impl TokenBucket {
     }
 }
 
-/// A sample waiting for a time: its read (`confirm: false`) or, after a mismatch, the end of
-/// its second grace delay.
+/// A mismatched sample waiting out its grace delay for an invalidation of its key.
 struct Pending<K, M> {
     due_ms: u64,
     sample: Sample<K, M>,
@@ -225,7 +234,7 @@ async fn run<K, M, S>(
     let grace_ms = config.grace.as_millis() as u64;
     let counters = &*shared.counters;
     let mut tokens = TokenBucket::new(config.max_samples_per_sec, clock.now_ms());
-    let mut reads: VecDeque<Pending<K, M>> = VecDeque::new();
+    let mut reads: VecDeque<Sample<K, M>> = VecDeque::new();
     let mut confirms: VecDeque<Pending<K, M>> = VecDeque::new();
     let mut settles: Vec<oneshot::Sender<()>> = Vec::new();
     let mut budget = Budget::default();
@@ -235,8 +244,15 @@ async fn run<K, M, S>(
         .unwrap_or_else(PoisonError::into_inner)
         .bucket_ms();
     let mut next_evaluation = clock.now_ms().saturating_add(bucket_ms);
-    let finish = |outcome: Option<Outcome>, now_ms: u64, budget: &mut Budget| {
+    // A sample holds its place in the queue until its row is read: the queue bounds the reads
+    // waiting, and so how long after its hit a row is read. A mismatch then waiting out its
+    // grace delay holds none (there are at most `max_samples_per_sec` times the grace delay
+    // of them, and a second's burst); were they counted, a run of stale hits would fill the queue and the hits
+    // dropped meanwhile would be the ones near stale ones.
+    let release = || {
         shared.waiting.fetch_sub(1, Ordering::AcqRel);
+    };
+    let finish = |outcome: Option<Outcome>, now_ms: u64, budget: &mut Budget| {
         let Some(outcome) = outcome else { return };
         match outcome {
             Outcome::Fresh => {
@@ -266,44 +282,7 @@ async fn run<K, M, S>(
             evaluate(&shared, &mut budget, &*source, now);
             continue;
         }
-        if reads.front().is_some_and(|p| p.due_ms <= now) {
-            let Some(Pending { sample, .. }) = reads.pop_front() else {
-                continue;
-            };
-            let Some(source) = source.upgrade() else {
-                return;
-            };
-            if source.changed_since(&sample.key, sample.ticket) {
-                finish(Some(Outcome::Discarded), now, &mut budget);
-                continue;
-            }
-            bump(&counters.reads);
-            let row = source.read(&sample.key).await;
-            let now = clock.now_ms();
-            let same = match (&row, &sample.value) {
-                (Err(_), _) => {
-                    bump(&counters.errors);
-                    finish(None, now, &mut budget);
-                    continue;
-                }
-                (Ok(None), None) => true,
-                (Ok(Some(row)), Some(cached)) => source.same(cached, row),
-                (Ok(_), _) => false,
-            };
-            if source.changed_since(&sample.key, sample.ticket) {
-                finish(Some(Outcome::Discarded), now, &mut budget);
-            } else if same {
-                finish(Some(Outcome::Fresh), now, &mut budget);
-            } else {
-                // A write through the layer invalidates at its commit, another instance's
-                // within its poll: give the invalidation one more grace delay to arrive.
-                confirms.push_back(Pending {
-                    due_ms: now.saturating_add(grace_ms),
-                    sample,
-                });
-            }
-            continue;
-        }
+        // A mismatch whose grace delay is over: stale unless an invalidation explained it.
         if confirms.front().is_some_and(|p| p.due_ms <= now) {
             let Some(Pending { sample, .. }) = confirms.pop_front() else {
                 continue;
@@ -321,15 +300,47 @@ async fn run<K, M, S>(
             finish(Some(outcome), now, &mut budget);
             continue;
         }
+        if let Some(sample) = reads.pop_front() {
+            let Some(source) = source.upgrade() else {
+                return;
+            };
+            bump(&counters.reads);
+            let row = source.read(&sample.key).await;
+            release();
+            let now = clock.now_ms();
+            let same = match (&row, &sample.value) {
+                (Err(_), _) => {
+                    bump(&counters.errors);
+                    finish(None, now, &mut budget);
+                    continue;
+                }
+                (Ok(None), None) => true,
+                (Ok(Some(row)), Some(cached)) => source.same(cached, row),
+                (Ok(_), _) => false,
+            };
+            if same {
+                // The row had no newer version at the read, so none when the hit was served,
+                // whatever was written since.
+                finish(Some(Outcome::Fresh), now, &mut budget);
+            } else if source.changed_since(&sample.key, sample.ticket) {
+                finish(Some(Outcome::Discarded), now, &mut budget);
+            } else {
+                // A write through the layer invalidates at its commit, another instance's
+                // within its poll: give the invalidation a grace delay to arrive.
+                confirms.push_back(Pending {
+                    due_ms: now.saturating_add(grace_ms),
+                    sample,
+                });
+            }
+            continue;
+        }
         // Nothing is due: whoever asked to settle is answered.
         for reply in settles.drain(..) {
             let _ = reply.send(());
         }
-        let wake_at = [reads.front(), confirms.front()]
-            .into_iter()
-            .flatten()
-            .map(|p| p.due_ms)
-            .fold(next_evaluation, u64::min);
+        let wake_at = confirms
+            .front()
+            .map_or(next_evaluation, |p| p.due_ms.min(next_evaluation));
         tokio::select! {
             () = stop.given() => return,
             message = rx.recv() => match message {
@@ -337,13 +348,10 @@ async fn run<K, M, S>(
                 Some(SamplerMessage::Settle(reply)) => settles.push(reply),
                 Some(SamplerMessage::Sample(sample)) => {
                     if tokens.take(clock.now_ms()) {
-                        reads.push_back(Pending {
-                            due_ms: sample.hit_ms.saturating_add(grace_ms),
-                            sample,
-                        });
+                        reads.push_back(sample);
                     } else {
                         bump(&counters.throttled);
-                        shared.waiting.fetch_sub(1, Ordering::AcqRel);
+                        release();
                     }
                 }
             },

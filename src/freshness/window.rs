@@ -72,12 +72,12 @@ pub(crate) fn wilson(k: u64, n: u64) -> (f64, f64) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Fresh,
-    /// Differed from its row and no invalidation came; the entry had been cached at most
-    /// this long (ms).
+    /// Differed from its row read after the hit, and no invalidation came; the entry had been
+    /// cached at most this long (ms).
     Stale {
         age_bound_ms: u64,
     },
-    /// The key was written or invalidated since the hit.
+    /// Differed from its row, and the key was written or invalidated since the hit.
     Discarded,
 }
 

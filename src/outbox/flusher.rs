@@ -27,7 +27,7 @@ use tracing::Instrument;
 
 use super::pending::DELETE;
 use super::queue::Outbox;
-use super::table::{dead_letter_row, outbox_row};
+use super::table::{MAX_PARAMS, dead_letter_row, outbox_row, pks_in};
 use crate::clock::wall_ms;
 use crate::error::Result;
 use crate::invalidation::Effect;
@@ -41,8 +41,6 @@ const MAX_BACKOFF_MS: i64 = 30_000;
 /// Most outbox rows one claim reads: every row of up to `batch` keys, so a hot key's writes
 /// in one window become one table write.
 const MAX_CLAIM_ROWS: u64 = 20_000;
-/// Largest number of bind parameters one statement uses.
-const MAX_PARAMS: usize = 30_000;
 /// Most bytes of an error kept in `last_error`: within any text column (a MySQL `TEXT`, from
 /// an older version's tables, holds 65535 bytes), so recording a failure cannot fail, nor be
 /// truncated by the database, however long the database's message.
@@ -127,19 +125,6 @@ fn ids_in(backend: DbBackend, ids: &[i64]) -> Expr {
         r#""id" IN (SELECT value::bigint FROM json_array_elements_text($1::json))"#,
         [json],
     )
-}
-
-/// `pk IN (pks)`, on Postgres as one JSON parameter (see [`ids_in`]).
-fn pks_in(backend: DbBackend, pks: &[String]) -> Result<Expr> {
-    if backend != DbBackend::Postgres {
-        return Ok(outbox_row::Column::Pk.is_in(pks.iter().cloned()));
-    }
-    let json = serde_json::to_string(pks)
-        .map_err(|err| sea_orm::DbErr::Custom(format!("encoding outbox keys: {err}")))?;
-    Ok(Expr::cust_with_values(
-        r#""pk" IN (SELECT value FROM json_array_elements_text($1::json))"#,
-        [json],
-    ))
 }
 
 /// `rows` (in id order) grouped by key: the keys in order of their first row, and each key's
@@ -242,21 +227,31 @@ impl<E: CacheableEntity> Outbox<E> {
         Ok(report)
     }
 
-    /// Applies every pending row of this entity on `txn`, the transaction of a write made
-    /// through the layer's connection, before that write: the write comes after them in the
-    /// table, as it did for its caller (issue: a `CachedConnection` update of a key with a
-    /// pending write-behind write). Rows held by a flush in progress are waited for (`FOR
-    /// UPDATE`, not `SKIP LOCKED`); by then they are applied and gone. Rows backing off after
-    /// failures are applied too: if one still fails, so does the caller's write, which
+    /// Applies the pending rows of `keys` (canonical key texts; `None`: every pending row of
+    /// this entity) on `txn`, the transaction of a write made through the layer's connection,
+    /// before that write: the write comes after them in the table, as it did for its caller
+    /// (issue: a `CachedConnection` update of a key with a pending write-behind write). Rows
+    /// of other keys are left to the flusher. Rows held by a flush in progress are waited for
+    /// (`FOR UPDATE`, not `SKIP LOCKED`); by then they are applied and gone. Rows backing off
+    /// after failures are applied too: if one still fails, so does the caller's write, which
     /// cannot be ordered after it. Returns what to record once `txn` commits.
     pub(crate) async fn apply_pending_in(
         self: &Arc<Self>,
         txn: &DatabaseTransaction,
+        keys: Option<&[String]>,
     ) -> Result<Option<Effect>> {
         let mark = self.store.flush_mark();
         let mut select = outbox_row::Entity::find()
             .filter(outbox_row::Column::Entity.eq(self.entity))
             .order_by_asc(outbox_row::Column::Id);
+        if let Some(keys) = keys {
+            if keys.is_empty() {
+                return Ok(None);
+            }
+            if keys.len() <= MAX_PARAMS {
+                select = select.filter(pks_in(txn.get_database_backend(), keys)?);
+            }
+        }
         if txn.get_database_backend() != DbBackend::Sqlite {
             select = select.lock(LockType::Update);
         }

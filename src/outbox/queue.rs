@@ -15,7 +15,7 @@ use sea_orm::{
 
 use super::backpressure::{Backpressure, Reservation};
 use super::pending::{DELETE, PendingWrite};
-use super::table::{self, Capacity, RowCapacity, outbox_row};
+use super::table::{self, Capacity, MAX_PARAMS, RowCapacity, outbox_row, pks_in};
 use super::writer;
 use crate::cached::ModelCodec;
 use crate::clock::wall_ms;
@@ -209,6 +209,43 @@ impl<E: CacheableEntity> Outbox<E> {
             DELETE => PendingWrite::Delete(Arc::new(model)),
             _ => PendingWrite::Upsert(Arc::new(model)),
         }))
+    }
+
+    /// The newest pending write of each of `keys` that has one, by key text, read on `db` in
+    /// one query per [`MAX_PARAMS`] keys. A row that no longer decodes is an error, as for
+    /// [`pending`](Self::pending).
+    pub(crate) async fn pending_many<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        keys: &[String],
+    ) -> Result<HashMap<String, PendingWrite<E::Model>>> {
+        let mut newest = HashMap::new();
+        for chunk in keys.chunks(MAX_PARAMS) {
+            let rows = outbox_row::Entity::find()
+                .filter(outbox_row::Column::Entity.eq(self.entity))
+                .filter(pks_in(db.get_database_backend(), chunk)?)
+                .order_by_asc(outbox_row::Column::Id)
+                .all(db)
+                .await?;
+            for row in rows {
+                newest.insert(row.pk.clone(), row);
+            }
+        }
+        newest
+            .into_iter()
+            .map(|(pk, row)| {
+                let model = (self.codec.decode)(&row.payload).map_err(|reason| Error::Decode {
+                    entity: self.entity,
+                    outbox_id: row.id,
+                    reason,
+                })?;
+                let write = match row.op.as_str() {
+                    DELETE => PendingWrite::Delete(Arc::new(model)),
+                    _ => PendingWrite::Upsert(Arc::new(model)),
+                };
+                Ok((pk, write))
+            })
+            .collect()
     }
 
     /// Every key's newest pending write, by key text, read on `db`, for warming. A row that

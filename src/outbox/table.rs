@@ -4,9 +4,9 @@
 //! SeaORM entities the writer and flusher use.
 
 use sea_orm::sea_query::{
-    Alias, ColumnDef, Iden, Index, IndexCreateStatement, Table, TableCreateStatement,
+    Alias, ColumnDef, Expr, Iden, Index, IndexCreateStatement, Table, TableCreateStatement,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, DeriveIden, Statement};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, DbErr, DeriveIden, Statement};
 
 /// Name of the outbox table.
 pub const OUTBOX_TABLE: &str = "sea_orm_cache_outbox";
@@ -401,4 +401,20 @@ pub(crate) mod dead_letter_row {
     pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Largest number of bind parameters one statement uses.
+pub(super) const MAX_PARAMS: usize = 30_000;
+
+/// `pk IN (pks)`, on Postgres as one JSON parameter (a statement whose text does not change with the list's length, prepared once per connection).
+pub(super) fn pks_in(backend: DbBackend, pks: &[String]) -> Result<Expr, DbErr> {
+    if backend != DbBackend::Postgres {
+        return Ok(outbox_row::Column::Pk.is_in(pks.iter().cloned()));
+    }
+    let json = serde_json::to_string(pks)
+        .map_err(|err| DbErr::Custom(format!("encoding outbox keys: {err}")))?;
+    Ok(Expr::cust_with_values(
+        r#""pk" IN (SELECT value FROM json_array_elements_text($1::json))"#,
+        [json],
+    ))
 }

@@ -2,6 +2,10 @@
 //! inserts everything that is waiting in one statement; each writer is acknowledged when
 //! that statement has committed. The wait is bounded by one insert plus a few scheduler
 //! turns ([`gather`]): rows that arrive while an insert runs go in the next.
+//!
+//! The hand-over is bounded: at most [`QUEUED`] rows wait for the task beside the group it
+//! is inserting; further writers wait to hand theirs over (backpressure), so rows held in
+//! memory do not grow while the database is slow or down.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,17 +26,14 @@ use crate::tasks::{Stop, Tasks};
 
 /// Most rows in one group insert.
 const MAX_GROUP: usize = 1_000;
+/// Most rows waiting for the insert task while it inserts a group: one more group.
+const QUEUED: usize = MAX_GROUP;
 
 type Request = (outbox_row::ActiveModel, oneshot::Sender<Result<(), DbErr>>);
 
-/// Inserts `rows` in one statement (one implicit transaction).
-///
-/// On Postgres the rows travel as one JSON parameter of a statement whose text never
-/// changes, so it is prepared once per connection and planned generically; a multi-row
-/// `VALUES` would be a new statement for every group size, each prepared anew on every
-/// pooled connection with hundreds of parameters to bind.
-/// Inserts `rows` in one statement; with `journal` (coherence on), in one transaction with a
-/// log row for each row's key, so other instances drop what they cached for it.
+/// Inserts `rows` in one statement; with `journal` (coherence on), atomically with a log row
+/// for each row's key, so other instances drop what they cached for it: on Postgres in the
+/// same single statement ([`POSTGRES_INSERT_LOGGED`]), elsewhere in one transaction.
 async fn insert(
     db: &DatabaseConnection,
     journal: Option<(&Journal, &'static str)>,
@@ -64,6 +65,12 @@ async fn insert(
     txn.commit().await
 }
 
+/// Inserts `rows` in one statement (one implicit transaction under autocommit).
+///
+/// On Postgres the rows travel as one JSON parameter of a statement whose text never
+/// changes, so it is prepared once per connection and planned generically; a multi-row
+/// `VALUES` would be a new statement for every group size, each prepared anew on every
+/// pooled connection with hundreds of parameters to bind.
 async fn insert_on<C: ConnectionTrait>(
     db: &C,
     rows: &[outbox_row::ActiveModel],
@@ -89,7 +96,6 @@ const POSTGRES_INSERT: &str = "INSERT INTO sea_orm_cache_outbox \
      FROM json_to_recordset($1::json) \
      AS r(entity text, pk text, op text, payload text, created_at bigint)";
 
-/// `rows` as the JSON array [`POSTGRES_INSERT`] reads.
 /// [`POSTGRES_INSERT`] that also adds each row's key to the invalidation log (origin `$2`)
 /// and notifies the log's listeners.
 const POSTGRES_INSERT_LOGGED: &str = "WITH r AS (SELECT * FROM json_to_recordset($1::json) \
@@ -101,6 +107,7 @@ const POSTGRES_INSERT_LOGGED: &str = "WITH r AS (SELECT * FROM json_to_recordset
      SELECT entity, pk, $2::text, created_at FROM r) \
      SELECT pg_notify('sea_orm_cache_invalidation', '')";
 
+/// `rows` as the JSON array [`POSTGRES_INSERT`] reads.
 fn rows_json(rows: &[outbox_row::ActiveModel]) -> Result<String, DbErr> {
     fn set<V: Into<Value>>(value: &ActiveValue<V>) -> Result<&V, DbErr> {
         value
@@ -141,7 +148,7 @@ const GATHER_TURNS: usize = 16;
 /// and takes what arrived, until a turn brings nothing (or [`GATHER_TURNS`] have passed).
 /// A lone writer pays one turn; under load the groups grow, and fewer, larger inserts commit
 /// more rows per second (64 writers on Postgres: groups of ~13 rows without it, ~30-60 with).
-async fn gather(incoming: &mut mpsc::UnboundedReceiver<Request>, group: &mut Vec<Request>) {
+async fn gather(incoming: &mut mpsc::Receiver<Request>, group: &mut Vec<Request>) {
     for _ in 0..GATHER_TURNS {
         if group.len() >= MAX_GROUP {
             return;
@@ -163,7 +170,7 @@ async fn gather(incoming: &mut mpsc::UnboundedReceiver<Request>, group: &mut Vec
 /// The sending side of an entity's group writer; its insert task runs from
 /// [`start`](Self::start) until the layer's tasks stop.
 pub(crate) struct GroupWriter {
-    requests: mpsc::UnboundedSender<Request>,
+    requests: mpsc::Sender<Request>,
     /// The insert task's work, until [`start`](Self::start) takes it.
     task: Mutex<Option<WriterTask>>,
 }
@@ -178,7 +185,7 @@ impl fmt::Debug for GroupWriter {
 
 /// What the insert task inserts with.
 struct WriterTask {
-    incoming: mpsc::UnboundedReceiver<Request>,
+    incoming: mpsc::Receiver<Request>,
     db: DatabaseConnection,
     entity: &'static str,
     journal: Option<Arc<Journal>>,
@@ -227,7 +234,7 @@ impl GroupWriter {
         journal: Option<Arc<Journal>>,
         counters: Arc<Counters>,
     ) -> Self {
-        let (requests, incoming) = mpsc::unbounded_channel::<Request>();
+        let (requests, incoming) = mpsc::channel::<Request>(QUEUED);
         let task = WriterTask {
             incoming,
             db,
@@ -259,16 +266,31 @@ impl GroupWriter {
     /// [`Error::Shutdown`] if the insert task no longer takes rows (the layer's tasks were
     /// stopped); the database's error if the insert failed.
     pub(crate) async fn write(&self, row: outbox_row::ActiveModel) -> Result<(), Error> {
-        let (ack, acked) = oneshot::channel();
-        self.requests
-            .send((row, ack))
-            .map_err(|_| Error::Shutdown)?;
         // Unanswered only if the task was aborted (at shutdown's deadline) with the row in
         // its insert: whether that committed is unknown, so the write is not acknowledged.
-        let answer = acked
+        let answer = self
+            .enqueue(row)
+            .await?
             .await
             .map_err(|_| DbErr::Custom("the outbox writer stopped before answering".into()))?;
         Ok(answer?)
+    }
+
+    /// Hands `row` to the insert task, waiting while [`QUEUED`] rows already wait for it;
+    /// returns the receiver of its acknowledgement.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the insert task no longer takes rows.
+    async fn enqueue(
+        &self,
+        row: outbox_row::ActiveModel,
+    ) -> Result<oneshot::Receiver<Result<(), DbErr>>, Error> {
+        let (ack, acked) = oneshot::channel();
+        self.requests
+            .send((row, ack))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        Ok(acked)
     }
 }
 
@@ -277,6 +299,7 @@ mod tests {
     use sea_orm::ActiveValue::{NotSet, Set};
 
     use super::*;
+    use crate::clock::wall_ms;
 
     fn row(pk: &str, payload: &str) -> outbox_row::ActiveModel {
         outbox_row::ActiveModel {
@@ -307,6 +330,99 @@ mod tests {
         assert_eq!(parsed[1]["pk"], "[\"k\"]");
         assert_eq!(parsed[1]["entity"], "profile");
         assert_eq!(parsed[1]["op"], "upsert");
+    }
+
+    /// Issue 20 item 7: while the insert task is stuck (SQLite's write lock held by another
+    /// connection), writers beyond one group being inserted and [`QUEUED`] waiting wait to
+    /// hand their rows over; once the database is free every row commits.
+    #[cfg(feature = "sqlite")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_wait_while_the_hand_over_is_full() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use sea_orm::{Database, SqliteTransactionMode, TransactionOptions};
+
+        let path = std::env::temp_dir().join(format!(
+            "soc_writer_bound_{}_{}.db",
+            std::process::id(),
+            wall_ms()
+        ));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let db = Database::connect(url.as_str()).await.expect("connects");
+        super::super::create_tables(&db).await.expect("tables");
+        let holder = Database::connect(url.as_str()).await.expect("connects");
+        let lock = holder
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+            .expect("write lock");
+
+        let owner = crate::tasks::Tasks::new();
+        let writer = Arc::new(GroupWriter::new(
+            db.clone(),
+            "profile",
+            None,
+            Arc::default(),
+        ));
+        writer.start(&owner);
+        // Rows handed to the task, and rows it has answered (committed or failed): the
+        // difference is what it holds in memory.
+        let handed_over = Arc::new(AtomicUsize::new(0));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let bound = MAX_GROUP + QUEUED;
+        let writers = bound + 100;
+        let tasks: Vec<_> = (0..writers)
+            .map(|n| {
+                let writer = writer.clone();
+                let (handed_over, answered) = (handed_over.clone(), answered.clone());
+                tokio::spawn(async move {
+                    let acked = writer.enqueue(row(&format!("[{n}]"), "{}")).await?;
+                    handed_over.fetch_add(1, Ordering::SeqCst);
+                    let result = acked.await.expect("answered");
+                    answered.fetch_add(1, Ordering::SeqCst);
+                    result
+                })
+            })
+            .collect();
+        // Read in this order, the difference can only err low.
+        let held = || {
+            let handed_over = handed_over.load(Ordering::SeqCst);
+            handed_over.saturating_sub(answered.load(Ordering::SeqCst))
+        };
+        // The task is stuck inserting its first group; writers fill the channel behind it
+        // (or, were it unbounded, all hand their rows over).
+        while writer.requests.capacity() > 0 && handed_over.load(Ordering::SeqCst) < writers {
+            tokio::task::yield_now().await;
+        }
+        // The other writers run and find no room.
+        for _ in 0..1_000 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            held() <= bound,
+            "{} rows held, more than one group and {QUEUED} waiting, while the database is stuck",
+            held()
+        );
+        assert!(handed_over.load(Ordering::SeqCst) < writers, "writers wait");
+        lock.commit().await.expect("releases");
+        let mut committed = 0;
+        for task in tasks {
+            committed += usize::from(task.await.expect("joins").is_ok());
+        }
+        let rows = outbox_row::Entity::find().all(&db).await.expect("reads");
+        assert_eq!(rows.len(), committed, "every acknowledged row committed");
+        assert!(
+            committed >= writers - bound,
+            "the rows after the stuck group commit"
+        );
+        drop(writer);
+        let _ = db.close().await;
+        let _ = holder.close().await;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 
     #[test]

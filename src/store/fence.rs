@@ -1,7 +1,10 @@
 //! The fence's parts: the [`Ticket`] a load or write takes before it reads or writes the
-//! database, and the per-stripe state ([`Stripe`]) every fill and put is checked against.
+//! database, and the per-stripe state ([`Stripe`]) every fill and put is checked against,
+//! which also keeps the outcome of failed loads for the misses that waited for them.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::error::Error;
 
 /// Taken before a load reads the database; checked when its result is filled in.
 #[derive(Clone, Copy, Debug)]
@@ -20,6 +23,13 @@ pub(super) struct Stripe<K> {
     /// The write sequence numbers of this stripe's dirty entries (write-behind writes not
     /// yet applied to the table), by key.
     pub(super) dirty: Vec<(K, u64)>,
+    /// Misses of this stripe's keys in progress (see `Store::begin_miss`).
+    pub(super) misses: u32,
+    /// The error of each key's last failed load and its failure number, kept while a miss of
+    /// the stripe is in progress: a miss that began before the failure shares it instead of
+    /// loading again. Emptied when the stripe's last miss ends, so it holds at most one
+    /// error per key with a miss in progress.
+    pub(super) failures: Vec<(K, u64, Error)>,
 }
 
 impl<K> Default for Stripe<K> {
@@ -28,6 +38,8 @@ impl<K> Default for Stripe<K> {
             epoch: 0,
             quarantine_until: 0,
             dirty: Vec::new(),
+            misses: 0,
+            failures: Vec::new(),
         }
     }
 }
@@ -55,6 +67,25 @@ impl<K: Eq> Stripe<K> {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, seq)| *seq)
+    }
+
+    /// Records `key`'s failed load, failure number `seq`, over any earlier one of the key.
+    pub(super) fn set_failure(&mut self, key: &K, seq: u64, error: &Error)
+    where
+        K: Clone,
+    {
+        match self.failures.iter_mut().find(|(k, _, _)| k == key) {
+            Some(slot) => (slot.1, slot.2) = (seq, error.clone()),
+            None => self.failures.push((key.clone(), seq, error.clone())),
+        }
+    }
+
+    /// The error of `key`'s load that failed after failure number `seen`, if one did.
+    pub(super) fn failure_after(&self, key: &K, seen: u64) -> Option<Error> {
+        self.failures
+            .iter()
+            .find(|(k, seq, _)| k == key && *seq > seen)
+            .map(|(_, _, error)| error.clone())
     }
 
     /// Whether a load that took `ticket` may fill now.

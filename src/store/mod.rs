@@ -16,6 +16,16 @@
 //!
 //! A stripe can also be *quarantined* until a time: fills are refused until then. The save
 //! hooks use it when they cannot see the commit of the transaction that wrote (see `hooks`).
+//!
+//! # How a failed load is shared
+//! quick_cache hands a dropped guard to the next waiter, which would then load again: while
+//! the database fails, N misses of one key would run N loads one after another. So a miss
+//! first registers on its key's stripe ([`Store::begin_miss`]); a load that fails records its
+//! error there ([`Store::record_failure`]) before it lets its guard go, and a miss that gets
+//! the guard (or the expired entry a `stale_if_error` load put back) after a failure recorded
+//! since it began shares that error ([`Lookup::Failed`]) instead of loading. A miss that
+//! begins after the failure loads again: errors are never cached. The stripe forgets its
+//! failures when its last miss ends.
 
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -30,6 +40,7 @@ mod sample;
 
 use crate::clock::Clock;
 use crate::config::CacheConfig;
+use crate::error::Error;
 use crate::stats::{Counters, bump};
 pub(crate) use entry::Entry;
 use entry::{Evictions, QuickCache, Replacing};
@@ -56,6 +67,31 @@ pub(crate) enum Lookup<'a, K, M> {
         guard: LoadGuard<'a, K, M>,
         stale: Option<Entry<M>>,
     },
+    /// The load this caller waited for failed with `error`: the caller shares it (or, with
+    /// `stale_if_error`, the expired entry `stale` the load put back) without loading.
+    Failed {
+        error: Error,
+        stale: Option<Entry<M>>,
+    },
+}
+
+/// A miss in progress ([`Store::begin_miss`]): while it lasts, its stripe keeps the errors
+/// of failed loads for it to share.
+#[derive(Debug)]
+pub(crate) struct Miss<'a, K> {
+    stripe: &'a Mutex<Stripe<K>>,
+    /// The store's failure count when the miss began: failures numbered above it are shared.
+    seen: u64,
+}
+
+impl<K> Drop for Miss<'_, K> {
+    fn drop(&mut self) {
+        let mut stripe = lock(self.stripe);
+        stripe.misses -= 1;
+        if stripe.misses == 0 {
+            stripe.failures = Vec::new();
+        }
+    }
 }
 
 /// The per-entity store.
@@ -67,6 +103,8 @@ pub(crate) struct Store<K, M> {
     generation: AtomicU32,
     /// Sequence numbers of dirty entries, drawn in write order.
     dirty_seq: AtomicU64,
+    /// Failed loads, counted: the number of the last one ([`Store::record_failure`]).
+    failures: AtomicU64,
     rng: AtomicU64,
     clock: Clock,
     /// The configured TTL.
@@ -123,6 +161,7 @@ where
             epoch: AtomicU64::new(0),
             generation: AtomicU32::new(0),
             dirty_seq: AtomicU64::new(1),
+            failures: AtomicU64::new(0),
             rng: AtomicU64::new(0x853c_49e6_748f_ea9b),
             clock,
             ttl_ms,
@@ -224,10 +263,40 @@ where
         self.is_fresh(&entry).then_some(entry.value)
     }
 
+    /// Registers a miss of `key` before it looks for a load to wait for; held until the miss
+    /// has its answer. A load of the key that fails meanwhile hands its error to it
+    /// ([`lookup_or_guard`](Self::lookup_or_guard)).
+    pub(crate) fn begin_miss(&self, key: &K) -> Miss<'_, K> {
+        let stripe = self.stripe(key);
+        let mut state = lock(stripe);
+        state.misses += 1;
+        // Read under the stripe's lock, which `record_failure` numbers failures under: a
+        // failure of this key is either counted here or recorded after this miss registered.
+        let seen = self.failures.load(Ordering::Acquire);
+        drop(state);
+        Miss { stripe, seen }
+    }
+
+    /// Records that a load of `key` failed with `error`, before its guard is let go (dropped,
+    /// or filled with the entry `stale_if_error` puts back): every miss of the key that began
+    /// before shares the error instead of loading again.
+    pub(crate) fn record_failure(&self, key: &K, error: &Error) {
+        let mut stripe = lock(self.stripe(key));
+        let seq = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+        stripe.set_failure(key, seq, error);
+    }
+
+    /// The error of a load of `key` that failed since `miss` began, if one did.
+    fn failed_since(&self, key: &K, miss: &Miss<'_, K>) -> Option<Error> {
+        lock(miss.stripe).failure_after(key, miss.seen)
+    }
+
     /// After a missed [`hit`](Self::hit): waits for a load already running on this key, or
     /// returns the guard that makes this caller the loader. An expired entry is swapped for
-    /// the guard atomically and handed back as `stale`.
-    pub(crate) async fn lookup_or_guard(&self, key: &K) -> Lookup<'_, K, M> {
+    /// the guard atomically and handed back as `stale`. If a load of the key failed since
+    /// `miss` began, its error is returned instead of a guard ([`Lookup::Failed`]): one failed
+    /// load answers every miss that waited for it.
+    pub(crate) async fn lookup_or_guard(&self, key: &K, miss: &Miss<'_, K>) -> Lookup<'_, K, M> {
         let usable = |entry: &Entry<M>| entry.is_transient() || self.is_fresh(entry);
         loop {
             match self.cache.get_value_or_guard_async(key).await {
@@ -235,7 +304,15 @@ where
                     bump(&self.counters.coalesced);
                     return Lookup::Fresh(entry.value);
                 }
-                Ok(_expired) => {
+                Ok(expired) => {
+                    // The expired entry a failed `stale_if_error` load put back.
+                    if let Some(error) = self.failed_since(key, miss) {
+                        bump(&self.counters.coalesced);
+                        return Lookup::Failed {
+                            error,
+                            stale: Some(expired),
+                        };
+                    }
                     let found = self
                         .cache
                         .entry_async(key, |_, entry| {
@@ -255,12 +332,30 @@ where
                                 stale: Some(stale),
                             };
                         }
-                        EntryResult::Vacant(guard) => return Lookup::Load { guard, stale: None },
+                        EntryResult::Vacant(guard) => return self.load_or_share(guard, key, miss),
                         EntryResult::Removed(..) | EntryResult::Timeout => continue,
                     }
                 }
-                Err(guard) => return Lookup::Load { guard, stale: None },
+                Err(guard) => return self.load_or_share(guard, key, miss),
             }
+        }
+    }
+
+    /// A guard this miss got, perhaps handed over by a load that failed since it began: then
+    /// the guard goes on to the next waiter and the miss shares the error.
+    fn load_or_share<'a>(
+        &self,
+        guard: LoadGuard<'a, K, M>,
+        key: &K,
+        miss: &Miss<'_, K>,
+    ) -> Lookup<'a, K, M> {
+        match self.failed_since(key, miss) {
+            Some(error) => {
+                drop(guard);
+                bump(&self.counters.coalesced);
+                Lookup::Failed { error, stale: None }
+            }
+            None => Lookup::Load { guard, stale: None },
         }
     }
 

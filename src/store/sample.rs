@@ -57,7 +57,8 @@ pub(crate) struct SampleQueue<K, M> {
     /// task's token bucket then smooths what passes).
     admitted: AtomicU64,
     tx: mpsc::Sender<SamplerMessage<K, M>>,
-    /// Samples accepted and not finished (waiting, being read or confirmed).
+    /// Samples accepted and not yet read (a mismatch waiting out its grace delay is not
+    /// counted).
     waiting: Arc<AtomicUsize>,
     counters: Arc<SamplerCounters>,
 }

@@ -185,6 +185,11 @@ impl TestDb {
         })
     }
 
+    /// The database's name on its server (its file's stem on SQLite).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The database's URL, for another process.
     pub fn url(&self) -> &str {
         &self.url

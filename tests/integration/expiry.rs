@@ -43,6 +43,28 @@ async fn entries_expire_after_their_ttl(t: TestDb) {
     assert_eq!(users.stats().expired, 1);
 }
 
+/// Sub-second TTLs build with every other setting left to its default (a 200 ms TTL was
+/// refused for the default `freshness.min_ttl` of 1 s), and serve until exactly their TTL.
+async fn sub_second_ttls_build_and_expire_at_their_ttl(t: TestDb) {
+    let u = seed_user(&t.db, 1).await;
+    for ttl_ms in [1, 200, 999] {
+        let clock = Clock::manual();
+        let (cache, users) = users_with(&t, &clock, move |c| {
+            c.ttl(Duration::from_millis(ttl_ms)).ttl_jitter(0.0)
+        })
+        .await;
+        users.get(u.id).await.unwrap();
+        clock.advance(Duration::from_millis(ttl_ms - 1));
+        t.log.clear();
+        users.get(u.id).await.unwrap();
+        assert_eq!(t.log.selects("users"), 0, "{ttl_ms} ms: fresh 1 ms before");
+        clock.advance(Duration::from_millis(1));
+        users.get(u.id).await.unwrap();
+        assert_eq!(t.log.selects("users"), 1, "{ttl_ms} ms: expired at the TTL");
+        cache.shutdown().await.unwrap();
+    }
+}
+
 /// With 50% jitter every entry lives between half the TTL and the TTL, and not all the same.
 async fn jitter_spreads_expiry_within_bounds(t: TestDb) {
     const N: u64 = 100;
@@ -136,6 +158,7 @@ async fn negative_entries_are_cached_and_cleared_by_insert(t: TestDb) {
 
 crate::backend_tests!(
     entries_expire_after_their_ttl,
+    sub_second_ttls_build_and_expire_at_their_ttl,
     jitter_spreads_expiry_within_bounds,
     missing_rows_are_not_cached_by_default,
     negative_entries_are_cached_and_cleared_by_insert,

@@ -5,6 +5,10 @@
 
 mod common;
 
+/// The quickstart example, run by `example_databases` against a developer's database.
+#[path = "../../examples/quickstart.rs"]
+mod quickstart_example;
+
 mod call_shape;
 mod coherence;
 mod coherence_checker;
@@ -13,6 +17,7 @@ mod composite_keys;
 mod concurrent_transactions;
 mod connection_after_outbox;
 mod crash;
+mod example_databases;
 mod expiry;
 mod faults;
 mod freshness;

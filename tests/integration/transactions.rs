@@ -4,8 +4,8 @@
 
 use entity::user;
 use sea_orm::ActiveValue::{Set, Unchanged};
-use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, TransactionTrait};
-use sea_orm_cache::{Error, Policy};
+use sea_orm::{ActiveModelTrait, DbErr, EntityTrait, TransactionError, TransactionTrait};
+use sea_orm_cache::{CachedTransaction, Error, Policy};
 
 use crate::common::*;
 
@@ -107,6 +107,79 @@ async fn a_failed_transaction_callback_rolls_back(t: TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(in_db, u, "rolled back");
+}
+
+/// SeaORM's async-closure transactions, on `cache.connection()` (and a savepoint on its
+/// transaction) and on the layer: plain SeaORM code that calls `transaction_async` keeps
+/// compiling after the swap to the cached connection, the closure borrows from its
+/// surroundings (no `Box::pin`, no `'static`), a commit invalidates after it, an `Err`
+/// rolls back and invalidates nothing.
+async fn async_closure_transactions_commit_and_roll_back(t: TestDb) {
+    let u = seed_user(&t.db, 1).await;
+    let (cache, users) = users_under(&t, Policy::ReadThrough).await;
+    let conn = cache.connection();
+    users.get(u.id).await.unwrap();
+
+    // Rolled back: the entry stays, the row too.
+    let name = String::from("lost");
+    let outcome = conn
+        .transaction_async(async |txn: &CachedTransaction| {
+            rename(u.id, &name).update(txn).await?;
+            Err::<(), DbErr>(DbErr::Custom("the caller gives up".into()))
+        })
+        .await;
+    assert!(matches!(outcome, Err(TransactionError::Transaction(_))));
+    assert_eq!(users.peek(u.id).as_deref(), Some(&u));
+
+    // Committed, with a savepoint inside that rolls back: the outer write's key is
+    // invalidated after the commit; the savepoint's write is not in the table.
+    conn.transaction_with_config_async(
+        async |txn: &CachedTransaction| {
+            rename(u.id, "outer").update(txn).await?;
+            let inner = txn
+                .transaction_async(async |sp: &CachedTransaction| {
+                    rename(u.id, "savepoint").update(sp).await?;
+                    Err::<(), DbErr>(DbErr::Custom("inner gives up".into()))
+                })
+                .await;
+            assert!(inner.is_err());
+            assert_eq!(
+                users.peek(u.id).as_deref(),
+                Some(&u),
+                "not before the commit"
+            );
+            Ok::<(), DbErr>(())
+        },
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(users.peek(u.id), None, "invalidated at the commit");
+    assert_eq!(users.get(u.id).await.unwrap().unwrap().name, "outer");
+
+    // The layer's own, with this crate's error.
+    let (repo, id) = (&users, u.id);
+    cache
+        .transaction_async(async |txn: &CachedTransaction| {
+            repo.update_with(rename(id, "layer"), txn).await?;
+            Ok::<(), Error>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(users.get(u.id).await.unwrap().unwrap().name, "layer");
+    let failed: Result<(), Error> = cache
+        .transaction_with_config_async(
+            async |txn: &CachedTransaction| {
+                repo.update_with(rename(id, "lost again"), txn).await?;
+                Err(Error::Db(DbErr::Custom("no".into())))
+            },
+            None,
+            None,
+        )
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(users.get(u.id).await.unwrap().unwrap().name, "layer");
 }
 
 /// A savepoint rolled back inside a committed transaction: only the outer write's key is
@@ -240,6 +313,7 @@ crate::backend_tests!(
     commit_makes_the_next_read_reload,
     write_through_sets_the_row_after_the_commit,
     a_failed_transaction_callback_rolls_back,
+    async_closure_transactions_commit_and_roll_back,
     savepoints_merge_on_release_and_drop_on_rollback,
     a_read_between_update_and_commit_does_not_stick,
     reads_inside_a_transaction_see_its_writes_and_fill_nothing,

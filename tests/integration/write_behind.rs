@@ -244,7 +244,55 @@ async fn the_flusher_runs_on_max_delay_and_on_a_full_batch(t: TestDb) {
     full.shutdown().await.unwrap();
 }
 
+/// Outbox reads that look up keys' pending writes (not the flusher's counts or claims).
+fn pending_reads(t: &TestDb) -> usize {
+    t.log
+        .all()
+        .iter()
+        .filter(|sql| {
+            sql.trim_start().to_ascii_uppercase().starts_with("SELECT")
+                && sql.contains("sea_orm_cache_outbox")
+                && !sql.contains("GROUP BY")
+                && ["\"pk\" =", "`pk` =", "\"pk\" IN", "`pk` IN"]
+                    .iter()
+                    .any(|by_key| sql.contains(by_key))
+        })
+        .count()
+}
+
+/// Issue 20 item 7: `get_many` of 20 missing keys reads their pending writes in one outbox
+/// query (it read one per key), and a pending write still wins over the table.
+async fn get_many_reads_the_outbox_once_for_all_missing_keys(t: TestDb) {
+    for id in 1..=20 {
+        seed_profile(&t.db, id).await;
+    }
+    let cache = layer(
+        &t,
+        WriteBehindConfig::default().max_delay(Duration::from_secs(3600)),
+    )
+    .await;
+    let profiles = cache.repository::<profile::Entity>().unwrap();
+    for id in [3, 17] {
+        profiles.update(visits(id, 100 + id)).await.unwrap();
+        // Missing from the cache, pending in the outbox.
+        profiles.invalidate(id);
+    }
+    t.log.clear();
+    let rows = profiles.get_many(1..=20).await.unwrap();
+    assert_eq!(pending_reads(&t), 1, "one outbox read for 20 missing keys");
+    for (id, row) in (1..=20).zip(&rows) {
+        let expected = if id == 3 || id == 17 { 100 + id } else { 0 };
+        assert_eq!(
+            row.as_ref().map(|r| r.visits),
+            Some(expected),
+            "profile {id}"
+        );
+    }
+    cache.shutdown().await.unwrap();
+}
+
 crate::backend_tests!(
+    get_many_reads_the_outbox_once_for_all_missing_keys,
     the_last_write_per_key_wins_whatever_its_kind,
     the_flusher_runs_on_max_delay_and_on_a_full_batch,
     thousand_updates_in_one_window_make_one_table_write,
