@@ -30,6 +30,7 @@ use crate::sampler_counters::SamplerTotals;
 use crate::spans::{self, LoadOutcome};
 use crate::stats::{CacheStats, Counters, bump};
 use crate::store::{Lookup, Miss, Store, Ticket};
+use crate::tasks::Tasks;
 
 /// One write's future, on a connection borrowed for `'c`.
 pub(crate) type BoxedWrite<'c, T> =
@@ -65,8 +66,9 @@ impl<E: CacheableEntity> fmt::Debug for EntityCache<E> {
 }
 
 impl<E: CacheableEntity> EntityCache<E> {
-    /// Builds the entity's store; a write-behind entity also starts its outbox flusher, and
-    /// needs `codec` ([`Error::NotSerializable`] without one).
+    /// Builds the entity's store (and a write-behind entity's outbox, which needs `codec`:
+    /// [`Error::NotSerializable`] without one). Nothing runs in the background until
+    /// [`start`](Self::start).
     pub(crate) fn new(
         db: DatabaseConnection,
         config: CacheConfig,
@@ -100,7 +102,7 @@ impl<E: CacheableEntity> EntityCache<E> {
         };
         let store = Arc::new(Store::new(&config, clock.clone(), counters.clone(), queue));
         let queue = if config.policy == Policy::WriteBehind {
-            Some(Outbox::<E>::start(
+            Some(Outbox::<E>::new(
                 db.clone(),
                 name,
                 journal.clone(),
@@ -138,10 +140,14 @@ impl<E: CacheableEntity> EntityCache<E> {
         self.sampler.as_ref().map(Sampler::totals)
     }
 
-    /// Starts the background work that needs the shared cache: the staleness sampler.
-    pub(crate) fn start(self: &Arc<Self>) {
+    /// Starts the entity's background work, owned by `tasks`: a write-behind entity's
+    /// outbox writer and flusher, and the staleness sampler.
+    pub(crate) fn start(self: &Arc<Self>, tasks: &Tasks) {
+        if let Some(queue) = &self.queue {
+            queue.start(tasks);
+        }
         if let Some(sampler) = &self.sampler {
-            sampler.start(self, self.clock.clone());
+            sampler.start(self, self.clock.clone(), tasks);
         }
     }
 

@@ -3,7 +3,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,6 +26,7 @@ use crate::invalidation::Tables;
 use crate::key::CacheableEntity;
 use crate::metrics_export::{self, EntityMetrics};
 use crate::repository::Repository;
+use crate::tasks::Tasks;
 use crate::triggers::Triggers;
 
 /// How long [`CacheLayer::shutdown`] keeps flushing write-behind writes before it gives up
@@ -37,14 +38,17 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 /// background, unless [`CacheLayerBuilder::metrics_interval`] says otherwise.
 pub const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// What the layer does to every entity without knowing its type: the background work (the
-/// write-behind flusher), stopped by [`CacheLayer::shutdown`], and
-/// [`CacheLayer::invalidate_all`].
+/// What the layer does to every entity without knowing its type: checks before its
+/// background work starts, the steps of [`CacheLayer::shutdown`] around stopping that work,
+/// and [`CacheLayer::invalidate_all`].
 #[async_trait]
 trait Background: Send + Sync {
     /// Checks, at build, what the background work needs (the outbox table).
     async fn check(&self) -> Result<()>;
-    async fn shutdown(&self, deadline: tokio::time::Instant) -> Result<()>;
+    /// Refuses write-behind writes from now on: shutdown's first step, and the layer's drop.
+    fn stop(&self);
+    /// Shutdown's final flush of write-behind writes, once the tasks have stopped.
+    async fn drain(&self, deadline: tokio::time::Instant) -> Result<()>;
     /// Drops every entry of the entity.
     fn invalidate_all(&self);
 }
@@ -58,9 +62,15 @@ impl<E: CacheableEntity> Background for EntityCache<E> {
         }
     }
 
-    async fn shutdown(&self, deadline: tokio::time::Instant) -> Result<()> {
+    fn stop(&self) {
+        if let Some(queue) = &self.queue {
+            queue.stop();
+        }
+    }
+
+    async fn drain(&self, deadline: tokio::time::Instant) -> Result<()> {
         match &self.queue {
-            Some(queue) => queue.shutdown(deadline).await,
+            Some(queue) => queue.drain(deadline).await,
             None => Ok(()),
         }
     }
@@ -69,6 +79,10 @@ impl<E: CacheableEntity> Background for EntityCache<E> {
         self.store.invalidate_all();
     }
 }
+
+/// Starts a registered entity's background work (and its save hooks), once `build` has
+/// checked everything.
+type Start = Box<dyn FnOnce(&Tasks) + Send>;
 
 struct Registered {
     cache: Arc<dyn Any + Send + Sync>,
@@ -87,7 +101,7 @@ type Register = Box<
             &Clock,
             Option<&Arc<Journal>>,
             &mut Tables,
-        ) -> Result<Registered>
+        ) -> Result<(Registered, Start)>
         + Send,
 >;
 
@@ -209,16 +223,22 @@ impl CacheLayerBuilder {
                 codec,
                 journal.cloned(),
             )?);
-            cache.start();
             tables.insert(cache.name, Arc::new(EntityTable(cache.clone())));
-            crate::hooks::register(&cache);
-            Ok(Registered {
+            let start: Start = {
+                let cache = cache.clone();
+                Box::new(move |tasks: &Tasks| {
+                    cache.start(tasks);
+                    crate::hooks::register(&cache);
+                })
+            };
+            let registered = Registered {
                 cache: cache.clone(),
                 background: cache.clone(),
                 metrics: cache,
                 triggers,
                 trigger_logged,
-            })
+            };
+            Ok((registered, start))
         });
         self.entities.push(Registration {
             id: TypeId::of::<E>(),
@@ -284,9 +304,11 @@ impl CacheLayerBuilder {
         self
     }
 
-    /// Creates every entity's store and starts background work (write-behind flushers,
-    /// which first resume the rows the outbox already holds). Must run inside a tokio
-    /// runtime.
+    /// Creates every entity's store, checks what the configuration needs, and then starts
+    /// the background work (write-behind writers and flushers, which first resume the rows
+    /// the outbox already holds; freshness samplers; the invalidation log tailer and, on
+    /// Postgres, its listener; the metrics publisher). A build that fails has started none
+    /// of it. Must run inside a tokio runtime.
     ///
     /// # Errors
     /// [`Error::DuplicateEntity`] if an entity was registered twice;
@@ -315,14 +337,14 @@ impl CacheLayerBuilder {
         };
         let journal = coherence.enabled.then(|| Arc::new(Journal::new()));
         let mut tables = Tables::default();
-        let entities = self
-            .entities
-            .into_iter()
-            .map(|r| {
-                let registered = (r.register)(&self.db, &clock, journal.as_ref(), &mut tables)?;
-                Ok((r.id, registered))
-            })
-            .collect::<Result<HashMap<_, _>>>()?;
+        let mut starts = Vec::with_capacity(self.entities.len());
+        let mut entities = HashMap::with_capacity(self.entities.len());
+        for r in self.entities {
+            let (registered, start) =
+                (r.register)(&self.db, &clock, journal.as_ref(), &mut tables)?;
+            entities.insert(r.id, registered);
+            starts.push(start);
+        }
         for registered in entities.values() {
             registered.background.check().await?;
         }
@@ -353,28 +375,29 @@ impl CacheLayerBuilder {
                     .start()
                     .await
                     .map_err(|source| Error::LogUnavailable { source })?;
-                tokio::spawn(tailer.clone().run());
-                #[cfg(feature = "postgres")]
-                if coherence.listen
-                    && self.db.get_database_backend() == sea_orm::DbBackend::Postgres
-                {
-                    crate::coherence::listen(&self.db, tailer.clone());
-                }
                 Some(tailer)
             }
             None => None,
         };
         let metrics: Arc<[Arc<dyn EntityMetrics>]> =
             entities.values().map(|r| r.metrics.clone()).collect();
-        let metrics_task = self
-            .metrics_interval
-            .filter(|interval| !interval.is_zero())
-            .map(|interval| {
-                tokio::spawn(metrics_export::publish_every(
-                    Arc::downgrade(&metrics),
-                    interval,
-                ))
-            });
+
+        // Every check has passed: start the background work, all of it owned by `tasks`.
+        let tasks = Tasks::new();
+        for start in starts {
+            start(&tasks);
+        }
+        if let Some(tailer) = &tailer {
+            tasks.spawn(tailer.clone().run(tasks.signal()));
+            #[cfg(feature = "postgres")]
+            if coherence.listen && self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+                crate::coherence::listen(&self.db, tailer.clone(), &tasks);
+            }
+        }
+        if let Some(interval) = self.metrics_interval.filter(|i| !i.is_zero()) {
+            let publish = metrics_export::publish_every(metrics.clone(), interval, tasks.signal());
+            tasks.spawn(publish);
+        }
         Ok(CacheLayer {
             inner: Arc::new(LayerInner {
                 connection: CachedConnection::new(self.db.clone(), tables, journal),
@@ -383,7 +406,7 @@ impl CacheLayerBuilder {
                 shutdown_deadline: self.shutdown_deadline,
                 entities,
                 metrics,
-                metrics_task: Mutex::new(metrics_task),
+                tasks,
                 tailer,
             }),
         })
@@ -396,41 +419,34 @@ struct LayerInner {
     clock: Clock,
     shutdown_deadline: Duration,
     entities: HashMap<TypeId, Registered>,
-    /// Every entity, as [`publish_metrics`](CacheLayer::publish_metrics) reads them; the
-    /// metrics task holds it weakly.
+    /// Every entity, as [`publish_metrics`](CacheLayer::publish_metrics) reads them.
     metrics: Arc<[Arc<dyn EntityMetrics>]>,
-    /// Publishes the metrics every `metrics_interval`; stopped by shutdown and drop.
-    metrics_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Every background task: stopped and joined by shutdown, stopped by drop.
+    tasks: Tasks,
     /// Reads the invalidation log, with coherence on.
     tailer: Option<Arc<Tailer>>,
 }
 
-impl LayerInner {
-    fn stop_metrics_task(&self) {
-        let task = self
-            .metrics_task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            task.abort();
-        }
-    }
-}
-
 impl Drop for LayerInner {
+    /// The layer dropped without [`shutdown`](CacheLayer::shutdown): its tasks stop at their
+    /// next wait (dropping `tasks` tells them), write-behind writes are refused from now on,
+    /// and the ones not yet applied stay in the outbox for the next start.
     fn drop(&mut self) {
-        if let Some(tailer) = &self.tailer {
-            tailer.stop();
+        for registered in self.entities.values() {
+            registered.background.stop();
         }
-        self.stop_metrics_task();
+        self.tasks.stop();
     }
 }
 
 /// The caching layer: one per process, holding one store per registered entity.
 ///
 /// Cheap to clone. Call [`shutdown`](Self::shutdown) before the process exits: it applies
-/// pending write-behind writes.
+/// pending write-behind writes and stops the layer's background tasks. Dropping the last
+/// clone without `shutdown` stops the tasks too (each at its next wait; a statement in flight
+/// completes), without the final flush: write-behind writes not yet applied stay in the
+/// outbox, durable, and the next start resumes them; repositories still held refuse
+/// write-behind writes ([`Error::Shutdown`]) and no longer hear of other instances' writes.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -816,10 +832,17 @@ impl CacheLayer {
         &self.inner.clock
     }
 
-    /// Applies pending write-behind writes and stops background tasks, giving the final
-    /// flush up to the builder's [`shutdown_deadline`](CacheLayerBuilder::shutdown_deadline)
+    /// Stops every background task of the layer and applies pending write-behind writes,
+    /// within the builder's [`shutdown_deadline`](CacheLayerBuilder::shutdown_deadline)
     /// ([`SHUTDOWN_DEADLINE`] unless set; see [`shutdown_within`](Self::shutdown_within)).
-    /// Writes made after it starts are refused with [`Error::Shutdown`].
+    /// Write-behind writes made after it starts are refused with [`Error::Shutdown`]; the
+    /// ones already handed to the outbox writer are inserted. Then it tells every task to
+    /// stop and waits for them (a flush or a log read in progress completes; a task still
+    /// running at the deadline is aborted), and makes the final flush. When it returns, no
+    /// task of the layer runs: no sampler, tailer, listener or metrics publisher, so the
+    /// layer sends no more statements of its own (reads and writes the service still makes
+    /// through it go to the database as before; [`catch_up`](Self::catch_up) still reads
+    /// the log).
     ///
     /// # Errors
     /// The first error of an entity whose final flush failed or did not finish in time
@@ -836,14 +859,18 @@ impl CacheLayer {
     /// # Errors
     /// As [`shutdown`](Self::shutdown).
     pub async fn shutdown_within(&self, deadline: Duration) -> Result<()> {
-        if let Some(tailer) = &self.inner.tailer {
-            tailer.stop();
-        }
-        self.inner.stop_metrics_task();
         let deadline = tokio::time::Instant::now() + deadline;
+        let entities = || self.inner.entities.values();
+        for registered in entities() {
+            registered.background.stop();
+        }
+        // Writers insert the rows already handed to them, a flush or a log read in progress
+        // completes; then every task has ended (or, past the deadline, is aborted).
+        self.inner.tasks.stop();
+        self.inner.tasks.join(deadline).await;
         let mut first_error = None;
-        for registered in self.inner.entities.values() {
-            if let Err(err) = registered.background.shutdown(deadline).await {
+        for registered in entities() {
+            if let Err(err) = registered.background.drain(deadline).await {
                 first_error.get_or_insert(err);
             }
         }

@@ -138,6 +138,7 @@ mod spans;
 mod sql;
 mod stats;
 mod store;
+mod tasks;
 pub mod triggers;
 
 pub use cached::{CachedEntity, ModelCodec};

@@ -5,7 +5,7 @@
 //! values: counters with `absolute`, gauges with `set`. The hit path pays nothing for metrics. Without a recorder
 //! installed (the service installs the exporter it wants) every call here is a no-op.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
@@ -16,6 +16,7 @@ use crate::freshness::Freshness;
 use crate::key::CacheableEntity;
 use crate::sampler_counters::SamplerTotals;
 use crate::stats::CacheStats;
+use crate::tasks::Stop;
 
 /// One registered entity as publishing sees it, without its type.
 pub(crate) trait EntityMetrics: Send + Sync {
@@ -247,16 +248,16 @@ fn describe() {
 }
 
 /// The background task of [`CacheLayerBuilder::metrics_interval`](crate::CacheLayerBuilder::metrics_interval):
-/// publishes every `period` (the first time one period after it starts) until the layer that
-/// owns `entities` is gone. It holds them weakly, so it never keeps the layer alive.
-pub(crate) async fn publish_every(entities: Weak<[Arc<dyn EntityMetrics>]>, period: Duration) {
+/// publishes every `period` (the first time one period after it starts) until `stop` is given
+/// (by the layer's shutdown or drop).
+pub(crate) async fn publish_every(
+    entities: Arc<[Arc<dyn EntityMetrics>]>,
+    period: Duration,
+    mut stop: Stop,
+) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(entities) = entities.upgrade() else {
-            return;
-        };
+    while stop.or(ticks.tick()).await.is_some() {
         publish(entities.iter().map(|entity| &**entity));
     }
 }

@@ -13,18 +13,17 @@ use sea_orm::sqlx::postgres::PgListener;
 
 use super::journal::CHANNEL;
 use super::tailer::Tailer;
+use crate::tasks::Tasks;
 
-/// Starts the listener task of `tailer`, on a connection of `db`'s pool; it ends when the
-/// tailer stops.
-pub(crate) fn spawn(db: &DatabaseConnection, tailer: Arc<Tailer>) {
+/// Starts the listener task of `tailer`, on a connection of `db`'s pool, owned by `tasks`;
+/// it ends (closing its connection) when their stop is given.
+pub(crate) fn spawn(db: &DatabaseConnection, tailer: Arc<Tailer>, tasks: &Tasks) {
     let pool = db.get_postgres_connection_pool().clone();
-    tokio::spawn(async move {
+    let mut stop = tasks.signal();
+    tasks.spawn(async move {
         let mut listener: Option<PgListener> = None;
         loop {
-            let stop = tailer.stop_signal.notified();
-            tokio::pin!(stop);
-            stop.as_mut().enable();
-            if tailer.is_stopping() {
+            if stop.is_given() {
                 return;
             }
             let Some(active) = &mut listener else {
@@ -34,7 +33,7 @@ pub(crate) fn spawn(db: &DatabaseConnection, tailer: Arc<Tailer>) {
                     Ok::<_, sea_orm::sqlx::Error>(fresh)
                 };
                 tokio::select! {
-                    _ = &mut stop => return,
+                    () = stop.given() => return,
                     connected = connected => match connected {
                         Ok(fresh) => {
                             listener = Some(fresh);
@@ -44,7 +43,7 @@ pub(crate) fn spawn(db: &DatabaseConnection, tailer: Arc<Tailer>) {
                         Err(err) => {
                             tracing::warn!(%err, "invalidation log listener cannot connect; polling");
                             tokio::select! {
-                                _ = &mut stop => return,
+                                () = stop.given() => return,
                                 () = tokio::time::sleep(tailer.poll_interval()) => {}
                             }
                         }
@@ -53,7 +52,7 @@ pub(crate) fn spawn(db: &DatabaseConnection, tailer: Arc<Tailer>) {
                 continue;
             };
             tokio::select! {
-                _ = &mut stop => return,
+                () = stop.given() => return,
                 received = active.try_recv() => match received {
                     Ok(Some(_)) => tailer.wake.notify_one(),
                     // The connection was lost: the next `try_recv` reconnects and listens

@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
@@ -37,6 +37,7 @@ use crate::clock::Clock;
 use crate::clock::wall_ms;
 use crate::invalidation::Tables;
 use crate::spans;
+use crate::tasks::Stop;
 
 /// Most rows one read of the log returns past the cursor (MySQL/MariaDB, SQLite); a full
 /// page is followed by another read at once.
@@ -123,9 +124,6 @@ pub(crate) struct Tailer {
     /// Wakes the tailer before its poll interval (a Postgres notification, a test).
     pub(crate) wake: Notify,
     pub(crate) counters: TailCounters,
-    stopping: AtomicBool,
-    /// Tells the Postgres listener to stop.
-    pub(crate) stop_signal: Notify,
     /// Where the log is read to; set by [`start`](Self::start), held by one poll at a time.
     cursor: tokio::sync::Mutex<Option<Cursor>>,
 }
@@ -156,8 +154,6 @@ impl Tailer {
             last_prune_ms: AtomicU64::new(0),
             wake: Notify::new(),
             counters: TailCounters::default(),
-            stopping: AtomicBool::new(false),
-            stop_signal: Notify::new(),
             cursor: tokio::sync::Mutex::new(None),
         }
     }
@@ -449,38 +445,18 @@ impl Tailer {
         }
     }
 
-    /// The tailer's task: polls every `poll_interval`, or sooner when woken, until stopped.
-    pub(crate) async fn run(self: Arc<Self>) {
+    /// The tailer's task: polls every `poll_interval`, or sooner when woken, until `stop` is
+    /// given (a poll in progress completes first).
+    pub(crate) async fn run(self: Arc<Self>, mut stop: Stop) {
         loop {
-            if self.wait().await {
+            let woken = tokio::time::timeout(self.poll_interval, self.wake.notified());
+            if stop.or(woken).await.is_none() {
                 return;
             }
             if let Err(err) = self.catch_up().await {
                 tracing::warn!(%err, "reading the invalidation log failed; retrying");
             }
         }
-    }
-
-    /// Waits for the next poll; returns whether the tailer is stopping.
-    async fn wait(&self) -> bool {
-        if self.stopping.load(Ordering::Acquire) {
-            return true;
-        }
-        let _ = tokio::time::timeout(self.poll_interval, self.wake.notified()).await;
-        self.stopping.load(Ordering::Acquire)
-    }
-
-    /// Stops the task at its next wait, and the listener.
-    pub(crate) fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
-        self.wake.notify_one();
-        self.stop_signal.notify_waiters();
-    }
-
-    /// Whether [`stop`](Self::stop) was called.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))] // the listener's
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
     }
 
     /// How often the tailer reads the log without being woken.

@@ -33,6 +33,7 @@ use crate::error::Result;
 use crate::sampler_counters::{SamplerCounters, SamplerTotals};
 use crate::stats::bump;
 use crate::store::{Sample, SampleQueue, SamplerMessage, Ticket};
+use crate::tasks::{Stop, Tasks};
 
 use super::budget::Budget;
 use super::report::Freshness;
@@ -116,15 +117,22 @@ impl<K: Send + Sync + 'static, M: Send + Sync + 'static> Sampler<K, M> {
         Some((sampler, queue))
     }
 
-    /// Starts the task, which runs until `source` is dropped.
-    pub(crate) fn start<S: SampleSource<K, M>>(&self, source: &Arc<S>, clock: Clock) {
+    /// Starts the task, owned by `tasks`; it runs until their stop is given (samples not
+    /// judged by then are dropped) or `source` is dropped.
+    pub(crate) fn start<S: SampleSource<K, M>>(
+        &self,
+        source: &Arc<S>,
+        clock: Clock,
+        tasks: &Tasks,
+    ) {
         let rx = self
             .rx
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(rx) = rx {
-            tokio::spawn(run(Arc::downgrade(source), rx, self.shared.clone(), clock));
+            let source = Arc::downgrade(source);
+            tasks.spawn(run(source, rx, self.shared.clone(), clock, tasks.signal()));
         }
     }
 
@@ -216,6 +224,7 @@ async fn run<K, M, S>(
     mut rx: mpsc::Receiver<SamplerMessage<K, M>>,
     shared: Arc<Shared>,
     clock: Clock,
+    mut stop: Stop,
 ) where
     K: Send + Sync + 'static,
     M: Send + Sync + 'static,
@@ -333,6 +342,7 @@ async fn run<K, M, S>(
             .front()
             .map_or(next_evaluation, |p| p.due_ms.min(next_evaluation));
         tokio::select! {
+            () = stop.given() => return,
             message = rx.recv() => match message {
                 None => return,
                 Some(SamplerMessage::Settle(reply)) => settles.push(reply),

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sea_orm::sea_query::IntoValueTuple;
@@ -12,7 +12,6 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
     EntityTrait, QueryFilter, QueryOrder,
 };
-use tokio::task::JoinHandle;
 
 use super::backpressure::{Backpressure, Reservation};
 use super::pending::{DELETE, PendingWrite};
@@ -26,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::key::{CacheableEntity, KeyOf, key_text};
 use crate::stats::Counters;
 use crate::store::Store;
+use crate::tasks::{Stop, Tasks};
 
 /// How often an idle flusher looks for rows other instances wrote.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -47,7 +47,6 @@ pub(crate) struct Outbox<E: CacheableEntity> {
     pub(super) pressure: Arc<Backpressure>,
     /// One flush at a time in this instance.
     pub(super) flushing: tokio::sync::Mutex<()>,
-    pub(super) task: Mutex<Option<JoinHandle<()>>>,
     /// What the tables' `pk` and `payload` columns hold, read by [`check`](Self::check):
     /// a row that would not fit is refused before it is written, so no `sql_mode` can
     /// truncate an acknowledged write.
@@ -65,9 +64,8 @@ impl<E: CacheableEntity> fmt::Debug for Outbox<E> {
 }
 
 impl<E: CacheableEntity> Outbox<E> {
-    /// Creates the outbox and starts its writer and flusher; the flusher first resumes
-    /// whatever rows the table already holds for this entity.
-    pub(crate) fn start(
+    /// Creates the outbox; its writer and flusher run from [`start`](Self::start).
+    pub(crate) fn new(
         db: DatabaseConnection,
         entity: &'static str,
         journal: Option<Arc<Journal>>,
@@ -78,7 +76,7 @@ impl<E: CacheableEntity> Outbox<E> {
     ) -> Result<Arc<Self>> {
         let outbox = Arc::new(Self {
             pressure: Arc::new(Backpressure::new(&config)),
-            writer: writer::GroupWriter::start(db.clone(), entity, journal, counters.clone()),
+            writer: writer::GroupWriter::new(db.clone(), entity, journal, counters.clone()),
             db,
             entity,
             codec,
@@ -86,12 +84,16 @@ impl<E: CacheableEntity> Outbox<E> {
             counters,
             store,
             flushing: tokio::sync::Mutex::new(()),
-            task: Mutex::new(None),
             capacity: OnceLock::new(),
         });
-        let handle = tokio::spawn(outbox.clone().run());
-        *outbox.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
         Ok(outbox)
+    }
+
+    /// Starts the writer and the flusher, owned by `tasks`; the flusher first resumes
+    /// whatever rows the table already holds for this entity.
+    pub(crate) fn start(self: &Arc<Self>, tasks: &Tasks) {
+        self.writer.start(tasks);
+        tasks.spawn(self.clone().run(tasks.signal()));
     }
 
     /// Refuses `value` for `column` if it is longer than the column holds, in characters or
@@ -153,7 +155,7 @@ impl<E: CacheableEntity> Outbox<E> {
         self.pressure.reserve().await?;
         if let Err(err) = self.writer.write(row).await {
             self.pressure.release();
-            return Err(err.into());
+            return Err(err);
         }
         self.pressure.committed(key_text);
         Ok(())
@@ -306,14 +308,14 @@ impl<E: CacheableEntity> Outbox<E> {
 
     /// The flusher: resumes what the table holds, then sleeps until there is work (or polls
     /// for other instances' rows), lets writes gather for `max_delay` (or until a batch is
-    /// full or the bound is reached), and flushes.
-    async fn run(self: Arc<Self>) {
+    /// full or the bound is reached), and flushes; until `stop` is given (a flush in
+    /// progress completes first). Stopped by `shutdown`, which then flushes what is left, or
+    /// by the layer's drop: what is left stays in the outbox for the next start.
+    async fn run(self: Arc<Self>, mut stop: Stop) {
         // After a failure, rows wait for their own backoff, not for another gather window.
         let mut retrying = false;
         loop {
-            // Stopped, or the layer was dropped without `shutdown` (this task holds the last
-            // reference): what is left stays in the outbox for the next start.
-            if self.pressure.stopping() || Arc::strong_count(&self) == 1 {
+            if stop.is_given() {
                 return;
             }
             if let Err(err) = self.refresh_depth().await {
@@ -321,17 +323,18 @@ impl<E: CacheableEntity> Outbox<E> {
             }
             if self.pressure.depth() == 0 {
                 retrying = false;
-                let _ = tokio::time::timeout(IDLE_POLL, self.pressure.wake.notified()).await;
+                let woken = tokio::time::timeout(IDLE_POLL, self.pressure.wake.notified());
+                stop.or(woken).await;
                 continue;
             }
             if !retrying {
                 let deadline = tokio::time::Instant::now() + self.config.max_delay;
-                while !self.pressure.window_full() && !self.pressure.stopping() {
-                    if tokio::time::timeout_at(deadline, self.pressure.wake.notified())
-                        .await
-                        .is_err()
-                    {
-                        break;
+                while !self.pressure.window_full() {
+                    let woken = tokio::time::timeout_at(deadline, self.pressure.wake.notified());
+                    match stop.or(woken).await {
+                        Some(Ok(())) => {}
+                        Some(Err(_)) => break,
+                        None => return,
                     }
                 }
             }
@@ -340,15 +343,15 @@ impl<E: CacheableEntity> Outbox<E> {
                     // Woken by a new write: gather a window for it (the backed-off rows go
                     // with it if their time has come); else retry as soon as they are due.
                     let wait = report.retry_in.min(IDLE_POLL);
-                    retrying = tokio::time::timeout(wait, self.pressure.wake.notified())
-                        .await
-                        .is_err();
+                    let woken = tokio::time::timeout(wait, self.pressure.wake.notified());
+                    retrying = stop.or(woken).await.is_some_and(|woken| woken.is_err());
                 }
                 Ok(_) => retrying = false,
                 Err(err) => {
                     retrying = true;
                     tracing::warn!(entity = self.entity, %err, "write-behind flush failed; retrying");
-                    let _ = tokio::time::timeout(IDLE_POLL, self.pressure.wake.notified()).await;
+                    let woken = tokio::time::timeout(IDLE_POLL, self.pressure.wake.notified());
+                    stop.or(woken).await;
                 }
             }
         }
@@ -359,18 +362,16 @@ impl<E: CacheableEntity> Outbox<E> {
         self.flush_all().await.map(|report| report.applied)
     }
 
-    /// Stops the flusher after draining the outbox until `deadline`. Rows left (failing, or
-    /// past the deadline) stay in the table for the next start.
-    pub(crate) async fn shutdown(&self, deadline: tokio::time::Instant) -> Result<()> {
+    /// Refuses writes from now on ([`Error::Shutdown`]); the first step of shutting down,
+    /// and what the layer's drop does.
+    pub(crate) fn stop(&self) {
         self.pressure.stop();
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            let _ = task.await;
-        }
+    }
+
+    /// The final flush of `shutdown`, once the layer's tasks have stopped (after
+    /// [`stop`](Self::stop)): drains the outbox until `deadline`. Rows left (failing, or past
+    /// the deadline) stay in the table for the next start.
+    pub(crate) async fn drain(&self, deadline: tokio::time::Instant) -> Result<()> {
         loop {
             let report = self.flush_all().await?;
             if report.left == 0 {

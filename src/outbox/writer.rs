@@ -7,7 +7,8 @@
 //! is inserting; further writers wait to hand theirs over (backpressure), so rows held in
 //! memory do not grow while the database is slow or down.
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sea_orm::{
     ActiveValue, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Statement,
@@ -17,9 +18,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::table::outbox_row;
 use crate::coherence::Journal;
+use crate::error::Error;
 use crate::invalidation::LogEntry;
 use crate::retry::retrying;
 use crate::stats::Counters;
+use crate::tasks::{Stop, Tasks};
 
 /// Most rows in one group insert.
 const MAX_GROUP: usize = 1_000;
@@ -164,61 +167,129 @@ async fn gather(incoming: &mut mpsc::Receiver<Request>, group: &mut Vec<Request>
     }
 }
 
-/// The sending side; the insert task ends when it is dropped.
-#[derive(Debug, Clone)]
+/// The sending side of an entity's group writer; its insert task runs from
+/// [`start`](Self::start) until the layer's tasks stop.
 pub(crate) struct GroupWriter {
     requests: mpsc::Sender<Request>,
+    /// The insert task's work, until [`start`](Self::start) takes it.
+    task: Mutex<Option<WriterTask>>,
+}
+
+impl fmt::Debug for GroupWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupWriter")
+            .field("stopped", &self.requests.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the insert task inserts with.
+struct WriterTask {
+    incoming: mpsc::Receiver<Request>,
+    db: DatabaseConnection,
+    entity: &'static str,
+    journal: Option<Arc<Journal>>,
+    counters: Arc<Counters>,
+}
+
+impl WriterTask {
+    /// Inserts what writers send, group by group. Once `stop` is given it takes no more
+    /// rows, inserts the ones already sent (their writers are waiting for the answer), and
+    /// ends.
+    async fn run(mut self, mut stop: Stop) {
+        let mut group = Vec::new();
+        loop {
+            let received = match stop
+                .or(self.incoming.recv_many(&mut group, MAX_GROUP))
+                .await
+            {
+                Some(received) => received,
+                None => {
+                    self.incoming.close();
+                    self.incoming.recv_many(&mut group, MAX_GROUP).await
+                }
+            };
+            if received == 0 {
+                return;
+            }
+            gather(&mut self.incoming, &mut group).await;
+            let (rows, acks): (Vec<_>, Vec<_>) = group.drain(..).unzip();
+            let journal = self.journal.as_deref().map(|j| (j, self.entity));
+            let result = retrying(&self.counters, || insert(&self.db, journal, &rows)).await;
+            for ack in acks {
+                let _ = ack.send(result.clone());
+            }
+        }
+    }
 }
 
 impl GroupWriter {
-    /// Starts the insert task on the current runtime.
-    /// A group insert the database refuses as transient is retried ([`retrying`]), counted
-    /// in `counters`.
-    /// Starts the writer of `entity`'s outbox rows; with `journal`, each group's transaction
-    /// also adds the rows' keys to the invalidation log.
-    pub(crate) fn start(
+    /// The writer of `entity`'s outbox rows; with `journal`, each group's transaction also
+    /// adds the rows' keys to the invalidation log. A group insert the database refuses as
+    /// transient is retried ([`retrying`]), counted in `counters`. Nothing runs until
+    /// [`start`](Self::start).
+    pub(crate) fn new(
         db: DatabaseConnection,
         entity: &'static str,
         journal: Option<Arc<Journal>>,
         counters: Arc<Counters>,
     ) -> Self {
-        let (requests, mut incoming) = mpsc::channel::<Request>(QUEUED);
-        tokio::spawn(async move {
-            let mut group = Vec::new();
-            while incoming.recv_many(&mut group, MAX_GROUP).await > 0 {
-                gather(&mut incoming, &mut group).await;
-                let (rows, acks): (Vec<_>, Vec<_>) = group.drain(..).unzip();
-                let result = retrying(&counters, || {
-                    insert(&db, journal.as_deref().map(|j| (j, entity)), &rows)
-                })
-                .await;
-                for ack in acks {
-                    let _ = ack.send(result.clone());
-                }
-            }
-        });
-        Self { requests }
+        let (requests, incoming) = mpsc::channel::<Request>(QUEUED);
+        let task = WriterTask {
+            incoming,
+            db,
+            entity,
+            journal,
+            counters,
+        };
+        Self {
+            requests,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Starts the insert task, owned by `tasks` (a second call does nothing).
+    pub(crate) fn start(&self, tasks: &Tasks) {
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            tasks.spawn(task.run(tasks.signal()));
+        }
     }
 
     /// Inserts `row` with whatever else is waiting; returns once it has committed.
-    pub(crate) async fn write(&self, row: outbox_row::ActiveModel) -> Result<(), DbErr> {
-        self.enqueue(row)
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the insert task no longer takes rows (the layer's tasks were
+    /// stopped); the database's error if the insert failed.
+    pub(crate) async fn write(&self, row: outbox_row::ActiveModel) -> Result<(), Error> {
+        // Unanswered only if the task was aborted (at shutdown's deadline) with the row in
+        // its insert: whether that committed is unknown, so the write is not acknowledged.
+        let answer = self
+            .enqueue(row)
             .await?
             .await
-            .map_err(|_| DbErr::Custom("the outbox writer has stopped".into()))?
+            .map_err(|_| DbErr::Custom("the outbox writer stopped before answering".into()))?;
+        Ok(answer?)
     }
 
     /// Hands `row` to the insert task, waiting while [`QUEUED`] rows already wait for it;
     /// returns the receiver of its acknowledgement.
+    ///
+    /// # Errors
+    /// [`Error::Shutdown`] if the insert task no longer takes rows.
     async fn enqueue(
         &self,
         row: outbox_row::ActiveModel,
-    ) -> Result<oneshot::Receiver<Result<(), DbErr>>, DbErr> {
+    ) -> Result<oneshot::Receiver<Result<(), DbErr>>, Error> {
         let (ack, acked) = oneshot::channel();
         self.requests
             .send((row, ack))
             .await
-            .map_err(|_| DbErr::Custom("the outbox writer has stopped".into()))?;
+            .map_err(|_| Error::Shutdown)?;
         Ok(acked)
     }
 }
@@ -288,7 +359,14 @@ mod tests {
             .await
             .expect("write lock");
 
-        let writer = GroupWriter::start(db.clone(), "profile", None, Arc::default());
+        let owner = crate::tasks::Tasks::new();
+        let writer = Arc::new(GroupWriter::new(
+            db.clone(),
+            "profile",
+            None,
+            Arc::default(),
+        ));
+        writer.start(&owner);
         // Rows handed to the task, and rows it has answered (committed or failed): the
         // difference is what it holds in memory.
         let handed_over = Arc::new(AtomicUsize::new(0));

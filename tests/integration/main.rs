@@ -23,6 +23,7 @@ mod faults;
 mod freshness;
 mod hooks;
 mod key_types;
+mod lifecycle;
 mod outbox;
 mod outbox_schema;
 mod plain_entities;
