@@ -50,7 +50,7 @@ impl Effect {
 }
 
 /// One invalidation for the other instances: a key of an entity, as its canonical
-/// [`key_text`](crate::key_text), or the whole entity.
+/// [`key_text`](crate::key_text()), or the whole entity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct LogEntry {
     /// Table name of the entity.

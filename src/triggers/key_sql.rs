@@ -1,4 +1,4 @@
-//! The canonical key text ([`key_text`](crate::key_text)) of a changed row, as a SQL expression
+//! The canonical key text ([`key_text`](crate::key_text())) of a changed row, as a SQL expression
 //! per backend, for the triggers to write into the log's `pk` column.
 
 use sea_orm::DbBackend;
@@ -6,7 +6,7 @@ use sea_orm::sea_query::ArrayType;
 
 use crate::key_text::has_key_text;
 
-/// How a key column's value is written in the key text (see [`key_text`](crate::key_text)).
+/// How a key column's value is written in the key text (see [`key_text`](crate::key_text())).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(
     not(all(

@@ -50,7 +50,7 @@
 //!
 //! Log rows carry the origin `'trigger'`, which no layer has as its own, so every instance
 //! applies them, the writing one included. Keys are written in the canonical
-//! [`key_text`](crate::key_text) form, byte for byte as the layer writes it, for every key
+//! [`key_text`](crate::key_text()) form, byte for byte as the layer writes it, for every key
 //! type that has one: integers, strings, enums, bool, bytes, UUIDs, decimals, dates, times
 //! and date-times with or without a zone, and composites of these. TRUNCATE logs the whole entity on Postgres; MariaDB/MySQL fire no trigger on it.
 
@@ -80,8 +80,9 @@ pub struct Triggers {
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] (setting `capture`) if a primary-key column's type has no
-/// canonical key text in this build ([`key_text`](crate::key_text) lists them; floats and
-/// JSON have none, and UUIDs, decimals, dates and times need this crate's feature for them).
+/// canonical key text in this build ([`key_text`](crate::key_text()) and the README's Key
+/// types list them; floats and JSON have none, and UUIDs, decimals, dates and times need this
+/// crate's feature for them).
 pub fn for_entity<E: EntityTrait>() -> Result<Triggers> {
     let entity = E::default();
     let keys = E::PrimaryKey::iter()
