@@ -236,10 +236,11 @@ where
 }
 
 /// `transaction_async` and `transaction_with_config_async` of both connection types: begins
-/// on `conn` (with `config`, the isolation level and access mode, if given), runs `callback`.
+/// on `conn` (`None`s: the connection's defaults, as `begin`), runs `callback`.
 async fn run_transaction_async<C, F, T, E>(
     conn: &C,
-    config: Option<(Option<IsolationLevel>, Option<AccessMode>)>,
+    isolation_level: Option<IsolationLevel>,
+    access_mode: Option<AccessMode>,
     callback: F,
 ) -> Result<T, TransactionError<E>>
 where
@@ -248,13 +249,10 @@ where
     T: Send,
     E: fmt::Display + fmt::Debug + Send,
 {
-    let txn = match config {
-        None => conn.begin().await,
-        Some((isolation_level, access_mode)) => {
-            conn.begin_with_config(isolation_level, access_mode).await
-        }
-    }
-    .map_err(TransactionError::Connection)?;
+    let txn = conn
+        .begin_with_config(isolation_level, access_mode)
+        .await
+        .map_err(TransactionError::Connection)?;
     let outcome = callback(&txn).await;
     finish(txn, outcome).await
 }
@@ -557,7 +555,7 @@ macro_rules! transaction_async {
                 T: Send,
                 E: fmt::Display + fmt::Debug + Send,
             {
-                run_transaction_async(self, None, callback).await
+                run_transaction_async(self, None, None, callback).await
             }
 
             /// [`transaction_async`](Self::transaction_async) with an isolation level and
@@ -576,7 +574,7 @@ macro_rules! transaction_async {
                 T: Send,
                 E: fmt::Display + fmt::Debug + Send,
             {
-                run_transaction_async(self, Some((isolation_level, access_mode)), callback).await
+                run_transaction_async(self, isolation_level, access_mode, callback).await
             }
         }
     };

@@ -624,11 +624,8 @@ impl CacheLayer {
         T: Send,
         E: From<DbErr> + fmt::Display + fmt::Debug + Send,
     {
-        self.inner
-            .connection
-            .transaction_async(callback)
+        self.transaction_with_config_async(callback, None, None)
             .await
-            .map_err(flatten)
     }
 
     /// [`transaction_async`](Self::transaction_async) with an isolation level and access mode.

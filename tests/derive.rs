@@ -86,27 +86,9 @@ mod aside {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Short TTLs declared with the derive, the freshness defaults untouched.
+/// The shortest TTL the layer keeps (its expiry is in milliseconds), declared with the derive
+/// with the shortened-TTL action, whose floor (`freshness.min_ttl`) is left to follow it.
 mod short_ttl {
-    use sea_orm::entity::prelude::*;
-    use sea_orm_cache::Cached;
-
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Cached)]
-    #[sea_orm(table_name = "aside_rows")]
-    #[cache(ttl = "200ms")]
-    pub(crate) struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub(crate) id: i64,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub(crate) enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// The shortest TTL the layer keeps (its expiry is in milliseconds).
-mod one_ms_ttl {
     use sea_orm::entity::prelude::*;
     use sea_orm_cache::Cached;
 
@@ -459,12 +441,20 @@ async fn ttls_from_one_millisecond_to_one_hour_build() {
         built(aside::Entity::cache_config().overlay(json).unwrap()).await;
     }
     // Declared with the derive.
-    for build in [
-        CacheLayer::builder(db.clone()).cached::<short_ttl::Entity>(|c| c),
-        CacheLayer::builder(db.clone()).cached::<one_ms_ttl::Entity>(|c| c),
-    ] {
-        build.build().await.unwrap();
-    }
+    let cache = CacheLayer::builder(db)
+        .cached::<short_ttl::Entity>(|c| c)
+        .build()
+        .await
+        .unwrap();
+    let config = cache
+        .repository::<short_ttl::Entity>()
+        .unwrap()
+        .config()
+        .clone();
+    assert_eq!(
+        (config.ttl, config.freshness.min_ttl_for(config.ttl)),
+        (ms(1), ms(1))
+    );
 }
 
 /// A `min_ttl` the user set is still checked against the TTL, and a TTL below the clock's

@@ -160,8 +160,8 @@ async fn refuse_foreign_tables(db: &DatabaseConnection, name: &str) -> Result<()
     )))
 }
 
-/// `url` with its database path replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
+/// `url` with its database path replaced by `name` (its query string kept).
+pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url
         .split_once('?')
         .map_or((url, None), |(b, q)| (b, Some(q)));

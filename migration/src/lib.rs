@@ -7,7 +7,9 @@ pub use sea_orm_migration::prelude::*;
 mod example_database;
 mod m20261126_000001_example_tables;
 
-pub use example_database::{EXAMPLE_URL_VAR, example_database, open_example_database};
+pub use example_database::{
+    EXAMPLE_URL_VAR, example_database, open_example_database, with_database,
+};
 
 /// The write-behind outbox tables, shipped by the library (its `migration` feature); re-exported
 /// so `migration::OutboxMigration` keeps working. Its name is still `m20261126_000002_outbox`.
