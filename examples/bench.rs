@@ -451,6 +451,54 @@ async fn write_overhead_with(
     Ok((median(&mut raws), median(&mut cacheds)))
 }
 
+/// Median ns of one `Repository::update` of one row under `policy` with `coherence`.
+async fn repository_update_ns(
+    url: &str,
+    policy: Policy,
+    coherence: Coherence,
+) -> Result<f64, Box<dyn Error>> {
+    let db = Database::connect(url).await?;
+    Migrator::up(&db, None).await?;
+    user::Entity::delete_many().exec(&db).await?;
+    user::Entity::insert(user::ActiveModel {
+        id: Set(1),
+        email: Set("writer@example.com".to_owned()),
+        name: Set("Writer".to_owned()),
+        bio: Set(String::new()),
+        updated_at: Set(0),
+    })
+    .exec(&db)
+    .await?;
+    let cache = CacheLayer::builder(db.clone())
+        .coherence(coherence)
+        .cached::<user::Entity>(move |c| c.policy(policy))
+        .build()
+        .await?;
+    let users = cache.repository::<user::Entity>()?;
+    let mut rounds = Vec::new();
+    let mut n = 0;
+    for _ in 0..WRITE_ROUNDS {
+        rounds.push(best_ns!(1, WRITE_ITERS, {
+            n += 1;
+            users
+                .update(user::ActiveModel {
+                    id: sea_orm::ActiveValue::Unchanged(1),
+                    updated_at: Set(n),
+                    ..Default::default()
+                })
+                .await?
+        }));
+    }
+    cache.shutdown().await?;
+    let written = user::Entity::find_by_id(1).one(&db).await?;
+    check(
+        written.is_some_and(|u| u.updated_at == n),
+        "the last repository update reached the table",
+    )?;
+    db.close().await?;
+    Ok(median(&mut rounds))
+}
+
 fn print_write_row(backend: &str, raw: f64, cached: f64) {
     println!(
         "| Write through `CachedConnection` vs raw `DatabaseConnection`, {backend} | {cached:.0} vs {raw:.0} | cached / raw = {:.3}× |",
@@ -1078,6 +1126,23 @@ async fn coherence_rows() -> Result<(), Box<dyn Error>> {
             "| Single-row update through `CachedConnection`, {backend}: coherence off / on | {off:.0} / {on:.0} | on / off = {:.2}× |",
             on / off
         );
+        for policy in [
+            Policy::CacheAside,
+            Policy::ReadThrough,
+            Policy::WriteThrough,
+            Policy::WriteBehind,
+        ] {
+            let (off, on) = on_scratch(admin, |url| async move {
+                let off = repository_update_ns(&url, policy, Coherence::off()).await?;
+                let on = repository_update_ns(&url, policy, Coherence::on()).await?;
+                Ok((off, on))
+            })
+            .await?;
+            println!(
+                "| Single-row `Repository::update`, {policy:?}, {backend}: coherence off / on | {off:.0} / {on:.0} | on / off = {:.2}× |",
+                on / off
+            );
+        }
         let (off, on) = on_scratch(admin, |url| async move {
             let off = writes_per_second_with(&url, Policy::WriteBehind, Coherence::off()).await?;
             let on = writes_per_second_with(&url, Policy::WriteBehind, Coherence::on()).await?;

@@ -158,6 +158,34 @@ impl CachedConnection {
     }
 }
 
+impl CachedConnection {
+    /// With coherence on, on Postgres: a write whose effects are all known before it runs
+    /// (its keys are named, or it invalidates whole entities) and that writes no write-behind
+    /// table, with its log rows in front of it ([`Journal::prefixed`]): run alone under
+    /// autocommit, the write and its invalidation commit together in one round trip instead
+    /// of four (`BEGIN`, write, log, `COMMIT`). `Err(stmt)` for any other statement, which
+    /// takes [`pending_first`](Self::pending_first)'s path.
+    fn alone(&self, planned: &Planned, stmt: Statement) -> Result<Statement, Statement> {
+        let Some(journal) = self.journal.as_deref() else {
+            return Err(stmt);
+        };
+        if planned.is_empty() || planned.writes_write_behind() {
+            return Err(stmt);
+        }
+        match planned.known_logs() {
+            Some(entries) => journal.prefixed(stmt, entries),
+            None => Err(stmt),
+        }
+    }
+}
+
+impl CachedTransaction {
+    /// Inside a transaction its commit carries the log rows: no statement runs alone.
+    fn alone(&self, _planned: &Planned, stmt: Statement) -> Result<Statement, Statement> {
+        Err(stmt)
+    }
+}
+
 impl CachedTransaction {
     /// Before a statement that writes a write-behind entity's table: its pending outbox rows
     /// are applied in this transaction first (recorded after the outermost commit): the rows
@@ -389,6 +417,14 @@ macro_rules! cached_connection {
                 let planned = self
                     .tables
                     .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
+                let stmt = match self.alone(&planned, stmt) {
+                    Ok(alone) => {
+                        let result = self.$inner.execute_raw(alone).await?;
+                        self.settle(planned, None, Some(&result));
+                        return Ok(result);
+                    }
+                    Err(stmt) => stmt,
+                };
                 let result = match self.pending_first(&planned).await? {
                     None => self.$inner.execute_raw(stmt).await?,
                     Some((txn, after)) => {
@@ -406,7 +442,13 @@ macro_rules! cached_connection {
             }
 
             async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-                let planned = self.tables.plan(sql, &[], self.get_database_backend());
+                let backend = self.get_database_backend();
+                let planned = self.tables.plan(sql, &[], backend);
+                if let Ok(alone) = self.alone(&planned, Statement::from_string(backend, sql)) {
+                    let result = self.$inner.execute_raw(alone).await?;
+                    self.settle(planned, None, Some(&result));
+                    return Ok(result);
+                }
                 let result = match self.pending_first(&planned).await? {
                     None => self.$inner.execute_unprepared(sql).await?,
                     Some((txn, after)) => {
@@ -427,6 +469,14 @@ macro_rules! cached_connection {
                 let planned = self
                     .tables
                     .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
+                let stmt = match self.alone(&planned, stmt) {
+                    Ok(alone) => {
+                        let row = self.$inner.query_one_raw(alone).await?;
+                        self.settle(planned, Some(row.as_slice()), None);
+                        return Ok(row);
+                    }
+                    Err(stmt) => stmt,
+                };
                 let row = match self.pending_first(&planned).await? {
                     None => self.$inner.query_one_raw(stmt).await?,
                     Some((txn, after)) => {
@@ -447,6 +497,14 @@ macro_rules! cached_connection {
                 let planned = self
                     .tables
                     .plan(&stmt.sql, stmt_values(&stmt), stmt.db_backend);
+                let stmt = match self.alone(&planned, stmt) {
+                    Ok(alone) => {
+                        let rows = self.$inner.query_all_raw(alone).await?;
+                        self.settle(planned, Some(&rows), None);
+                        return Ok(rows);
+                    }
+                    Err(stmt) => stmt,
+                };
                 let rows = match self.pending_first(&planned).await? {
                     None => self.$inner.query_all_raw(stmt).await?,
                     Some((txn, after)) => {

@@ -12,8 +12,8 @@ use sea_orm::ActiveModelTrait;
 use sea_orm::sea_query::IntoValueTuple;
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseExecutor, DbBackend, DbErr, IdenStatic, Iterable,
-    ModelTrait, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IdenStatic, Iterable, ModelTrait,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::cached::ModelCodec;
@@ -23,7 +23,7 @@ use crate::config::{CacheConfig, Policy};
 use crate::error::{Error, InvalidSetting, Result};
 use crate::freshness::{Freshness, RowRead, SampleSource, Sampler};
 use crate::invalidation::LogEntry;
-use crate::key::{CacheableEntity, KeyOf, key_of_model, key_text};
+use crate::key::{CacheableEntity, KeyOf, key_of_active_model, key_of_model, key_text};
 use crate::key_locks::KeyLocks;
 use crate::outbox::Outbox;
 use crate::sampler_counters::SamplerTotals;
@@ -31,6 +31,7 @@ use crate::spans::{self, LoadOutcome};
 use crate::stats::{CacheStats, Counters, bump};
 use crate::store::{Lookup, Miss, Store, Ticket};
 use crate::tasks::Tasks;
+use crate::write_on::WriteOn;
 
 /// One write's future, on a connection borrowed for `'c`.
 pub(crate) type BoxedWrite<'c, T> =
@@ -237,28 +238,46 @@ impl<E: CacheableEntity> EntityCache<E> {
     }
 
     /// Runs one write outside any caller's transaction. With coherence off, as given, on the
-    /// pool (autocommit). On, in a transaction of its own that also adds the written key (as
-    /// `logged` names it from the write's result) to the invalidation log, so no commit of
-    /// the write can happen without its invalidation (G8). For an entity whose changes
-    /// triggers log (G11), as given on the pool too: the trigger adds the log row.
+    /// pool (autocommit). On, so that no commit of the write can happen without its
+    /// invalidation in the log (G8): on Postgres, when the written key's text is `known`
+    /// before the write, on the pool with the log row carried by the write statement itself
+    /// (one round trip, [`WriteOn::Logged`]); otherwise in a transaction of its own that also
+    /// adds the written key (as `logged` names it from the write's result). For an entity
+    /// whose changes triggers log (G11), as given on the pool too: the trigger adds the row.
     pub(crate) async fn logged<T, F>(
         &self,
         write: F,
+        known: Option<String>,
         logged: impl Fn(&T) -> String,
     ) -> std::result::Result<T, DbErr>
     where
-        F: for<'c> Fn(DatabaseExecutor<'c>) -> BoxedWrite<'c, T>,
+        F: for<'c> Fn(WriteOn<'c>) -> BoxedWrite<'c, T>,
     {
         // Triggers log a captured entity's writes: no transaction of our own is needed.
         let Some(journal) = self.journal.as_ref().filter(|j| !j.captures(self.name)) else {
-            return write(DatabaseExecutor::Connection(&self.db)).await;
+            return write(WriteOn::Pool(&self.db)).await;
         };
+        let backend = self.db.get_database_backend();
+        if backend == DbBackend::Postgres
+            && let Some(key) = known
+        {
+            let entry = LogEntry {
+                entity: self.name,
+                key: Some(key),
+            };
+            return write(WriteOn::Logged {
+                db: &self.db,
+                journal,
+                entry,
+            })
+            .await;
+        }
         let mut options = TransactionOptions::default();
-        if self.db.get_database_backend() == DbBackend::Sqlite {
+        if backend == DbBackend::Sqlite {
             options.sqlite_transaction_mode = Some(SqliteTransactionMode::Immediate);
         }
         let txn = self.db.begin_with_options(options).await?;
-        let value = write(DatabaseExecutor::Transaction(&txn)).await?;
+        let value = write(WriteOn::Transaction(&txn)).await?;
         let entry = LogEntry {
             entity: self.name,
             key: Some(logged(&value)),
@@ -275,6 +294,7 @@ impl<E: CacheableEntity> EntityCache<E> {
         am: &E::ActiveModel,
         insert: bool,
     ) -> std::result::Result<E::Model, DbErr> {
+        let known = key_of_active_model::<E>(am).map(|key| key_text(key.into_value_tuple()));
         self.logged(
             |conn| {
                 let am = am.clone();
@@ -286,6 +306,7 @@ impl<E: CacheableEntity> EntityCache<E> {
                     }
                 })
             },
+            known,
             model_key_text::<E>,
         )
         .await
@@ -303,6 +324,7 @@ impl<E: CacheableEntity> EntityCache<E> {
                     Ok(result.rows_affected > 0)
                 })
             },
+            Some(text.clone()),
             |_| text.clone(),
         )
         .await

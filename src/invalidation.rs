@@ -205,6 +205,14 @@ impl Planned {
         self.now.is_empty() && self.from_result.is_empty()
     }
 
+    /// The log entries of the statement's effects when they are all known before it runs
+    /// (none must be read from its result).
+    pub(crate) fn known_logs(&self) -> Option<impl Iterator<Item = &LogEntry>> {
+        self.from_result
+            .is_empty()
+            .then(|| self.now.iter().filter_map(Effect::log))
+    }
+
     /// Whether the statement writes a write-behind entity's table.
     pub(crate) fn writes_write_behind(&self) -> bool {
         !self.write_behind.is_empty()

@@ -140,6 +140,7 @@ mod stats;
 mod store;
 mod tasks;
 pub mod triggers;
+mod write_on;
 
 pub use cached::{CachedEntity, ModelCodec};
 pub use clock::Clock;

@@ -123,6 +123,75 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Postgres: `stmt`, a single `INSERT`, `UPDATE` or `DELETE`, with the log rows of
+    /// `entries` (the ones that go to the log) and the notification added as a
+    /// data-modifying `WITH` in front of it: one statement, so under autocommit the write
+    /// and its invalidation commit together in one round trip, and the statement's result
+    /// (rows affected, `RETURNING` rows) is the write's own; `stmt` as given when no entry
+    /// goes to the log. `Err(stmt)` when the statement cannot take the `WITH` (another
+    /// backend, several statements, a `WITH` of its own, not a write): it must run in a
+    /// transaction with [`write`](Self::write) instead.
+    pub(crate) fn prefixed<'e>(
+        &self,
+        stmt: Statement,
+        entries: impl IntoIterator<Item = &'e LogEntry>,
+    ) -> Result<Statement, Statement> {
+        let entries: Vec<&LogEntry> = entries.into_iter().filter(|e| self.logs(e)).collect();
+        if entries.is_empty() {
+            return Ok(stmt);
+        }
+        if stmt.db_backend != DbBackend::Postgres || !plain_write(&stmt.sql) {
+            return Err(stmt);
+        }
+        let Statement { sql, values, .. } = stmt;
+        let mut values = values.map(|v| v.0).unwrap_or_default();
+        let mut prefix = String::from(
+            "WITH sea_orm_cache_logged AS (INSERT INTO sea_orm_cache_invalidation \
+             (entity, pk, origin, created_at) SELECT v.entity, v.pk, ",
+        );
+        values.push(self.origin.clone().into());
+        let origin = values.len();
+        values.push(wall_ms().into());
+        prefix.push_str(&format!(
+            "${origin}::text, ${}::bigint FROM (VALUES ",
+            values.len()
+        ));
+        for (n, entry) in entries.iter().enumerate() {
+            if n > 0 {
+                prefix.push_str(", ");
+            }
+            values.push(entry.entity.into());
+            values.push(entry.key.clone().into());
+            prefix.push_str(&format!(
+                "(${}::text, ${}::text)",
+                values.len() - 1,
+                values.len()
+            ));
+        }
+        prefix.push_str(&format!(
+            ") AS v(entity, pk) CROSS JOIN (SELECT pg_notify('{CHANNEL}', ${origin}::text)) AS n) "
+        ));
+        prefix.push_str(&sql);
+        Ok(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            prefix,
+            values,
+        ))
+    }
+}
+
+/// Whether `sql` is one `INSERT`, `UPDATE` or `DELETE` (no `WITH` of its own, no second
+/// statement), which a `WITH` can go in front of.
+fn plain_write(sql: &str) -> bool {
+    let head = sql.trim_start();
+    !sql.contains(';')
+        && ["INSERT ", "UPDATE ", "DELETE "].iter().any(|verb| {
+            head.get(..verb.len())
+                .is_some_and(|word| word.eq_ignore_ascii_case(verb))
+        })
+}
+
 /// Postgres: the `INSERT` of `entries` and the `pg_notify` of their commit, as one
 /// statement.
 fn postgres_insert(entries: &[&LogEntry], origin: &str, now: i64) -> Statement {
@@ -148,7 +217,7 @@ fn postgres_insert(entries: &[&LogEntry], origin: &str, now: i64) -> Statement {
     }
     sql.push_str(&format!(
         ") AS v(entity, pk, origin, created_at) \
-             CROSS JOIN (SELECT pg_notify('{CHANNEL}', '')) AS n"
+             CROSS JOIN (SELECT pg_notify('{CHANNEL}', $1::text)) AS n"
     ));
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
 }

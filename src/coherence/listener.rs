@@ -1,5 +1,8 @@
 //! Postgres wake-ups for the tailer: a `LISTEN` on the log's channel, which every writing
-//! transaction notifies on (delivered on commit only). A notification only wakes the tailer,
+//! transaction notifies on (delivered on commit only), with its writer's origin as the
+//! payload: a notification of this instance's own writes wakes nothing. While the listener is
+//! connected the tailer reads the log only every `backstop_interval` without a notification.
+//! A notification only wakes the tailer,
 //! which reads the log from its cursor: a notification lost, or sent while the listener was
 //! reconnecting, costs at most one poll interval, never a row. When the listener's
 //! connection drops, it reconnects and wakes the tailer at once, so what was written in
@@ -37,6 +40,7 @@ pub(crate) fn spawn(db: &DatabaseConnection, tailer: Arc<Tailer>, tasks: &Tasks)
                     connected = connected => match connected {
                         Ok(fresh) => {
                             listener = Some(fresh);
+                            tailer.listening.store(true, Ordering::Release);
                             // Rows written while there was no listener are read now.
                             tailer.wake.notify_one();
                         }
@@ -54,15 +58,25 @@ pub(crate) fn spawn(db: &DatabaseConnection, tailer: Arc<Tailer>, tasks: &Tasks)
             tokio::select! {
                 () = stop.given() => return,
                 received = active.try_recv() => match received {
-                    Ok(Some(_)) => tailer.wake.notify_one(),
-                    // The connection was lost: the next `try_recv` reconnects and listens
-                    // again; meanwhile read the log from the cursor.
+                    // A notification's payload is its writer's origin: this instance's own
+                    // writes have nothing for its tailer.
+                    Ok(Some(note)) => {
+                        tailer.listening.store(true, Ordering::Release);
+                        if note.payload() != tailer.origin() {
+                            tailer.wake.notify_one();
+                        }
+                    }
+                    // The connection was lost: reconnect and listen again (above); meanwhile
+                    // poll, and read the log from the cursor now.
                     Ok(None) => {
+                        tailer.listening.store(false, Ordering::Release);
                         tailer.counters.listener_reconnects.fetch_add(1, Ordering::Relaxed);
+                        listener = None;
                         tailer.wake.notify_one();
                     }
                     Err(err) => {
                         tracing::warn!(%err, "invalidation log listener failed; reconnecting");
+                        tailer.listening.store(false, Ordering::Release);
                         tailer.counters.listener_reconnects.fetch_add(1, Ordering::Relaxed);
                         listener = None;
                         tailer.wake.notify_one();

@@ -19,9 +19,13 @@ use std::time::Duration;
 pub struct Coherence {
     /// Whether the layer writes and tails the log.
     pub enabled: bool,
-    /// How often the tailer reads the log. On Postgres a notification sent by the writing
-    /// transaction wakes it sooner; the polls are the backstop for lost notifications.
+    /// How often the tailer reads the log when nothing wakes it: on MySQL/MariaDB and SQLite
+    /// always, on Postgres while its listener is not connected (or `listen` is off).
     pub poll_interval: Duration,
+    /// Postgres with the listener connected: how often the tailer reads the log without a
+    /// notification, the backstop for a notification lost. Every write's notification wakes
+    /// the tailer at once, so an idle instance reads the log this often and no more.
+    pub backstop_interval: Duration,
     /// Postgres only: whether a listener wakes the tailer on every write's notification
     /// (on by default); off, the tailer only polls.
     pub listen: bool,
@@ -35,12 +39,13 @@ pub struct Coherence {
 }
 
 impl Default for Coherence {
-    /// On: polls every 100 ms (and listens, on Postgres), keeps log rows for an hour, and
-    /// waits 10 s for a missing id.
+    /// On: polls every 100 ms (on Postgres: listens, and reads every 2 s without a
+    /// notification), keeps log rows for an hour, and waits 10 s for a missing id.
     fn default() -> Self {
         Self {
             enabled: true,
             poll_interval: Duration::from_millis(100),
+            backstop_interval: Duration::from_secs(2),
             listen: true,
             retention: Duration::from_secs(3600),
             gap_timeout: Duration::from_secs(10),
@@ -66,6 +71,13 @@ impl Coherence {
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// Sets how often the tailer reads the log while the Postgres listener is connected.
+    #[must_use]
+    pub fn backstop_interval(mut self, interval: Duration) -> Self {
+        self.backstop_interval = interval;
         self
     }
 

@@ -5,9 +5,9 @@
 //! Ids are allocated when a row is inserted and become visible when its transaction commits,
 //! so a reader can see id 102 before 101. No row is skipped:
 //! - Postgres: each row records its transaction's id (`txid`). The cursor is a transaction
-//!   id: every transaction older than the snapshot's `xmin` has finished, so each poll first
-//!   reads `xmin`, then every row with `txid >= cursor`, applies the ones not applied yet, and
-//!   moves the cursor to that `xmin`. A transaction held open elsewhere only holds the cursor
+//!   id: every transaction older than a snapshot's `xmin` has finished, so each poll reads,
+//!   in one statement (one snapshot), that `xmin` and every other instance's row with
+//!   `txid >= cursor`, applies the ones not applied yet, and moves the cursor to that `xmin`. A transaction held open elsewhere only holds the cursor
 //!   back; newer rows are applied as they commit (an early invalidation is harmless).
 //! - SQLite: one writer at a time, so ids become visible in order. A poll first asks
 //!   `PRAGMA data_version` (on a connection of its own) whether anything was committed since
@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
@@ -113,6 +113,10 @@ pub(crate) struct Tailer {
     journal: Arc<Journal>,
     tables: Arc<Tables>,
     poll_interval: Duration,
+    /// How often to read with the listener connected.
+    backstop_interval: Duration,
+    /// Whether the Postgres listener is connected (a notification wakes every read due).
+    pub(crate) listening: AtomicBool,
     gap_timeout: Duration,
     /// Log rows older than this are pruned; a tailer that has not read the log for half of
     /// it may have missed pruned rows, and resets.
@@ -147,6 +151,8 @@ impl Tailer {
             journal,
             tables,
             poll_interval: settings.poll_interval,
+            backstop_interval: settings.backstop_interval,
+            listening: AtomicBool::new(false),
             gap_timeout: settings.gap_timeout,
             retention_ms: settings.retention.as_millis() as u64,
             clock,
@@ -169,8 +175,7 @@ impl Tailer {
     async fn end(&self) -> Result<Cursor, DbErr> {
         let backend = self.db.get_database_backend();
         if backend == DbBackend::Postgres {
-            let xmin = self.xmin().await?;
-            let rows = self.rows_from_xid(xmin).await?;
+            let (xmin, rows) = self.read_from_xid(None).await?;
             let applied = rows
                 .iter()
                 .map(|row| Ok((row.try_get::<i64>("", "id")?, text_u64(row, "txid")?)))
@@ -197,27 +202,35 @@ impl Tailer {
         })
     }
 
-    async fn xmin(&self) -> Result<u64, DbErr> {
-        let row = self
+    /// Postgres, in one statement (one snapshot): the snapshot's `xmin`, and the other
+    /// instances' log rows of transactions at or above `from` (`None`: that `xmin`) that it
+    /// sees. Every transaction below that `xmin` finished before the snapshot, so their rows
+    /// are all among them.
+    async fn read_from_xid(&self, from: Option<u64>) -> Result<(u64, Vec<QueryResult>), DbErr> {
+        let mut rows = self
             .db
-            .query_one_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin",
-            ))
-            .await?
-            .ok_or_else(|| DbErr::Custom("no snapshot xmin".to_owned()))?;
-        text_u64(&row, "xmin")
-    }
-
-    async fn rows_from_xid(&self, xmin: u64) -> Result<Vec<QueryResult>, DbErr> {
-        self.db
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                "SELECT id, entity, pk, origin, created_at, txid::text AS txid \
-                 FROM sea_orm_cache_invalidation WHERE txid >= $1::text::xid8 ORDER BY id",
-                [xmin.to_string().into()],
+                "SELECT s.x::text AS xmin, l.id, l.entity, l.pk, l.origin, l.created_at, \
+                 l.txid::text AS txid \
+                 FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) AS s \
+                 LEFT JOIN sea_orm_cache_invalidation AS l \
+                 ON l.txid >= COALESCE($1::text::xid8, s.x) AND l.origin <> $2 ORDER BY l.id",
+                [
+                    from.map(|xid| xid.to_string()).into(),
+                    self.journal.origin.clone().into(),
+                ],
             ))
-            .await
+            .await?;
+        let xmin = match rows.first() {
+            Some(row) => text_u64(row, "xmin")?,
+            None => return Err(DbErr::Custom("no snapshot xmin".to_owned())),
+        };
+        // No row at all: the one row the join kept has no log columns.
+        if rows.len() == 1 && rows[0].try_get::<Option<i64>>("", "id")?.is_none() {
+            rows.clear();
+        }
+        Ok((xmin, rows))
     }
 
     /// Applies one log row written by another instance; returns whether it was applied
@@ -277,10 +290,7 @@ impl Tailer {
         self.counters.polls.fetch_add(1, Ordering::Relaxed);
         match cursor {
             Cursor::Xid { xmin, applied } => {
-                // `xmin` first: every transaction below it has finished, so the read that
-                // follows (a later snapshot) sees all of their rows.
-                let next = self.xmin().await?;
-                let rows = self.rows_from_xid(*xmin).await?;
+                let (next, rows) = self.read_from_xid(Some(*xmin)).await?;
                 traced(&rows, || {
                     let mut n = 0;
                     for row in &rows {
@@ -382,7 +392,7 @@ impl Tailer {
             Some(cursor) => cursor,
             empty => empty.insert(self.end().await?),
         };
-        let started = self.clock.now_ms();
+        let started = self.clock.peek_ms();
         let mut more = false;
         loop {
             match self.poll(cursor, more).await {
@@ -445,11 +455,17 @@ impl Tailer {
         }
     }
 
-    /// The tailer's task: polls every `poll_interval`, or sooner when woken, until `stop` is
-    /// given (a poll in progress completes first).
+    /// The tailer's task: polls every `poll_interval` (every `backstop_interval` while the
+    /// Postgres listener is connected), or sooner when woken, until `stop` is given (a poll
+    /// in progress completes first).
     pub(crate) async fn run(self: Arc<Self>, mut stop: Stop) {
         loop {
-            let woken = tokio::time::timeout(self.poll_interval, self.wake.notified());
+            let interval = if self.listening.load(Ordering::Acquire) {
+                self.backstop_interval
+            } else {
+                self.poll_interval
+            };
+            let woken = tokio::time::timeout(interval, self.wake.notified());
             if stop.or(woken).await.is_none() {
                 return;
             }
@@ -457,6 +473,12 @@ impl Tailer {
                 tracing::warn!(%err, "reading the invalidation log failed; retrying");
             }
         }
+    }
+
+    /// This instance's origin: the payload of its own writes' notifications.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))] // the listener's
+    pub(crate) fn origin(&self) -> &str {
+        &self.journal.origin
     }
 
     /// How often the tailer reads the log without being woken.

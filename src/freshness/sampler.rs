@@ -233,7 +233,7 @@ async fn run<K, M, S>(
     let config = &shared.config;
     let grace_ms = config.grace.as_millis() as u64;
     let counters = &*shared.counters;
-    let mut tokens = TokenBucket::new(config.max_samples_per_sec, clock.now_ms());
+    let mut tokens = TokenBucket::new(config.max_samples_per_sec, clock.peek_ms());
     let mut reads: VecDeque<Sample<K, M>> = VecDeque::new();
     let mut confirms: VecDeque<Pending<K, M>> = VecDeque::new();
     let mut settles: Vec<oneshot::Sender<()>> = Vec::new();
@@ -243,7 +243,7 @@ async fn run<K, M, S>(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .bucket_ms();
-    let mut next_evaluation = clock.now_ms().saturating_add(bucket_ms);
+    let mut next_evaluation = clock.peek_ms().saturating_add(bucket_ms);
     // A sample holds its place in the queue until its row is read: the queue bounds the reads
     // waiting, and so how long after its hit a row is read. A mismatch then waiting out its
     // grace delay holds none (there are at most `max_samples_per_sec` times the grace delay
@@ -273,7 +273,7 @@ async fn run<K, M, S>(
             .record(now_ms, outcome);
     };
     loop {
-        let now = clock.now_ms();
+        let now = clock.peek_ms();
         if now >= next_evaluation {
             next_evaluation = now.saturating_add(bucket_ms);
             let Some(source) = source.upgrade() else {
@@ -307,7 +307,7 @@ async fn run<K, M, S>(
             bump(&counters.reads);
             let row = source.read(&sample.key).await;
             release();
-            let now = clock.now_ms();
+            let now = clock.peek_ms();
             let same = match (&row, &sample.value) {
                 (Err(_), _) => {
                     bump(&counters.errors);
@@ -347,7 +347,7 @@ async fn run<K, M, S>(
                 None => return,
                 Some(SamplerMessage::Settle(reply)) => settles.push(reply),
                 Some(SamplerMessage::Sample(sample)) => {
-                    if tokens.take(clock.now_ms()) {
+                    if tokens.take(clock.peek_ms()) {
                         reads.push_back(sample);
                     } else {
                         bump(&counters.throttled);

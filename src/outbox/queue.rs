@@ -27,8 +27,12 @@ use crate::stats::Counters;
 use crate::store::Store;
 use crate::tasks::{Stop, Tasks};
 
-/// How often an idle flusher looks for rows other instances wrote.
+/// How soon an idle flusher first looks for rows other instances left (a crashed writer's):
+/// it looks again after twice as long each time it finds none, up to [`IDLE_POLL_MAX`], so
+/// an idle layer sends the database almost nothing.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// The longest an idle flusher waits before it looks for rows other instances left.
+const IDLE_POLL_MAX: Duration = Duration::from_secs(60);
 /// How long `shutdown` waits before trying again when rows it could not apply (held by
 /// another instance's flush) are left.
 const BLOCKED_PAUSE: Duration = Duration::from_millis(10);
@@ -307,13 +311,14 @@ impl<E: CacheableEntity> Outbox<E> {
     }
 
     /// The flusher: resumes what the table holds, then sleeps until there is work (or polls
-    /// for other instances' rows), lets writes gather for `max_delay` (or until a batch is
+    /// for other instances' rows, less often the longer it finds none), lets writes gather for `max_delay` (or until a batch is
     /// full or the bound is reached), and flushes; until `stop` is given (a flush in
     /// progress completes first). Stopped by `shutdown`, which then flushes what is left, or
     /// by the layer's drop: what is left stays in the outbox for the next start.
     async fn run(self: Arc<Self>, mut stop: Stop) {
         // After a failure, rows wait for their own backoff, not for another gather window.
         let mut retrying = false;
+        let mut idle_poll = IDLE_POLL;
         loop {
             if stop.is_given() {
                 return;
@@ -323,10 +328,15 @@ impl<E: CacheableEntity> Outbox<E> {
             }
             if self.pressure.depth() == 0 {
                 retrying = false;
-                let woken = tokio::time::timeout(IDLE_POLL, self.pressure.wake.notified());
-                stop.or(woken).await;
+                let woken = tokio::time::timeout(idle_poll, self.pressure.wake.notified());
+                // Woken by a write: look soon again; timed out finding nothing: later.
+                idle_poll = match stop.or(woken).await {
+                    Some(Err(_)) => (idle_poll * 2).min(IDLE_POLL_MAX),
+                    _ => IDLE_POLL,
+                };
                 continue;
             }
+            idle_poll = IDLE_POLL;
             if !retrying {
                 let deadline = tokio::time::Instant::now() + self.config.max_delay;
                 while !self.pressure.window_full() {

@@ -105,7 +105,7 @@ const POSTGRES_INSERT_LOGGED: &str = "WITH r AS (SELECT * FROM json_to_recordset
      SELECT entity, pk, op, payload, created_at, 0, NULL, created_at FROM r), \
      logged AS (INSERT INTO sea_orm_cache_invalidation (entity, pk, origin, created_at) \
      SELECT entity, pk, $2::text, created_at FROM r) \
-     SELECT pg_notify('sea_orm_cache_invalidation', '')";
+     SELECT pg_notify('sea_orm_cache_invalidation', $2::text)";
 
 /// `rows` as the JSON array [`POSTGRES_INSERT`] reads.
 fn rows_json(rows: &[outbox_row::ActiveModel]) -> Result<String, DbErr> {
