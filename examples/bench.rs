@@ -108,6 +108,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if let Ok(url) = std::env::var(COHERENCE_CHILD) {
         return coherence_child(&url).await;
     }
+    if let Ok(side) = std::env::var(MEMORY_CHILD) {
+        return memory_child(&side).await;
+    }
+    if std::env::args().any(|arg| arg == "--memory") {
+        return memory_rows();
+    }
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run `cargo run --release --example bench`");
     }
@@ -1154,5 +1160,111 @@ async fn coherence_rows() -> Result<(), Box<dyn Error>> {
             on / off
         );
     }
+    Ok(())
+}
+
+/// Set in the processes `--memory` starts: which side of the memory row to measure.
+const MEMORY_CHILD: &str = "SOC_BENCH_MEMORY_CHILD";
+/// Rows cached by each side of the memory row.
+const MEMORY_ENTRIES: i64 = 10_000;
+
+/// This process's resident set size in bytes (Linux: `/proc/self/statm`).
+fn rss_bytes() -> Result<u64, Box<dyn Error>> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .ok_or("no resident pages in /proc/self/statm")?
+        .parse()?;
+    Ok(pages * 4096)
+}
+
+/// One side of the memory row, in a process of its own so neither inherits the other's
+/// heap: `MEMORY_ENTRIES` users are loaded from an in-memory SQLite database (100 per query)
+/// into a bare quick_cache of `Arc<Model>` (`bare`) or a layer with default settings and the
+/// same capacity (`layer`, its construction included); prints the growth of the resident
+/// set per cached entry. The rows are loaded once and dropped before measuring, so the
+/// database's pages and the allocator's high-water mark of a batch are there on both sides.
+async fn memory_child(side: &str) -> Result<(), Box<dyn Error>> {
+    let db = Database::connect("sqlite::memory:").await?;
+    Migrator::up(&db, None).await?;
+    let ids: Vec<i64> = (1..=MEMORY_ENTRIES).collect();
+    for chunk in ids.chunks(500) {
+        user::Entity::insert_many(chunk.iter().map(|&id| user::ActiveModel {
+            id: Set(id),
+            email: Set(format!("user{id}@example.com")),
+            name: Set(format!("User {id}")),
+            bio: Set("A user of the memory benchmark.".to_owned()),
+            updated_at: Set(0),
+        }))
+        .exec(&db)
+        .await?;
+    }
+    for chunk in ids.chunks(100) {
+        black_box(
+            user::Entity::find()
+                .filter(user::Column::Id.is_in(chunk.iter().copied()))
+                .all(&db)
+                .await?,
+        );
+    }
+    let before = rss_bytes()?;
+    let after = match side {
+        "bare" => {
+            let cache: Cache<i64, Arc<user::Model>> = Cache::new(CAPACITY);
+            for chunk in ids.chunks(100) {
+                for model in user::Entity::find()
+                    .filter(user::Column::Id.is_in(chunk.iter().copied()))
+                    .all(&db)
+                    .await?
+                {
+                    cache.insert(model.id, Arc::new(model));
+                }
+            }
+            check(
+                cache.len() == MEMORY_ENTRIES as usize,
+                "every row is cached",
+            )?;
+            let after = rss_bytes()?;
+            black_box(&cache);
+            after
+        }
+        _ => {
+            let layer = CacheLayer::builder(db.clone())
+                .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough).capacity(CAPACITY))
+                .build()
+                .await?;
+            let users = layer.repository::<user::Entity>()?;
+            for chunk in ids.chunks(100) {
+                users.get_many(chunk.iter().copied()).await?;
+            }
+            check(
+                ids.iter().all(|&id| users.peek(id).is_some()),
+                "every row is cached",
+            )?;
+            let after = rss_bytes()?;
+            black_box(&layer);
+            after
+        }
+    };
+    println!("{}", after.saturating_sub(before) / MEMORY_ENTRIES as u64);
+    Ok(())
+}
+
+/// `--memory`: bytes per cached entry of the layer and of a bare quick_cache, each measured
+/// in a process of its own, side by side.
+fn memory_rows() -> Result<(), Box<dyn Error>> {
+    let measure = |side: &str| -> Result<f64, Box<dyn Error>> {
+        let out = std::process::Command::new(std::env::current_exe()?)
+            .env(MEMORY_CHILD, side)
+            .output()?;
+        check(out.status.success(), "the memory child ran")?;
+        Ok(String::from_utf8(out.stdout)?.trim().parse()?)
+    };
+    let (bare, layer) = (measure("bare")?, measure("layer")?);
+    println!(
+        "| Memory per cached entry: resident set growth over {MEMORY_ENTRIES} users, layer (default settings, its construction included) vs bare quick_cache of `Arc<Model>` | {layer:.0} B vs {bare:.0} B | layer / bare = {:.2}× |",
+        layer / bare
+    );
     Ok(())
 }

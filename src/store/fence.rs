@@ -13,23 +13,32 @@ pub(crate) struct Ticket {
     pub(super) generation: u32,
 }
 
-/// The fill check's state for the keys that hash to one stripe.
+/// The fill check's state for the keys that hash to one stripe: 32 bytes, since an entity
+/// has one per 16 entries of its capacity; what only write-behind writes and failed loads
+/// need is boxed apart ([`Rare`]) and absent otherwise.
 #[derive(Debug)]
 pub(super) struct Stripe<K> {
     /// Epoch of the last invalidation or write of a key of this stripe.
     pub(super) epoch: u64,
     /// No fill before this time (clock milliseconds).
     pub(super) quarantine_until: u64,
-    /// The write sequence numbers of this stripe's dirty entries (write-behind writes not
-    /// yet applied to the table), by key.
-    pub(super) dirty: Vec<(K, u64)>,
     /// Misses of this stripe's keys in progress (see `Store::begin_miss`).
     pub(super) misses: u32,
+    /// Dirty entries and failed loads of this stripe's keys; `None` while there are none.
+    rare: Option<Box<Rare<K>>>,
+}
+
+/// The parts of a stripe most stripes never use.
+#[derive(Debug)]
+struct Rare<K> {
+    /// The write sequence numbers of this stripe's dirty entries (write-behind writes not
+    /// yet applied to the table), by key.
+    dirty: Vec<(K, u64)>,
     /// The error of each key's last failed load and its failure number, kept while a miss of
     /// the stripe is in progress: a miss that began before the failure shares it instead of
     /// loading again. Emptied when the stripe's last miss ends, so it holds at most one
     /// error per key with a miss in progress.
-    pub(super) failures: Vec<(K, u64, Error)>,
+    failures: Vec<(K, u64, Error)>,
 }
 
 impl<K> Default for Stripe<K> {
@@ -37,9 +46,38 @@ impl<K> Default for Stripe<K> {
         Self {
             epoch: 0,
             quarantine_until: 0,
-            dirty: Vec::new(),
             misses: 0,
-            failures: Vec::new(),
+            rare: None,
+        }
+    }
+}
+
+impl<K> Stripe<K> {
+    fn rare(&mut self) -> &mut Rare<K> {
+        self.rare.get_or_insert_with(|| {
+            Box::new(Rare {
+                dirty: Vec::new(),
+                failures: Vec::new(),
+            })
+        })
+    }
+
+    /// Drops the rare parts once both are empty.
+    fn tidy(&mut self) {
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|rare| rare.dirty.is_empty() && rare.failures.is_empty())
+        {
+            self.rare = None;
+        }
+    }
+
+    /// Forgets every failed load (the stripe's last miss ended).
+    pub(super) fn forget_failures(&mut self) {
+        if let Some(rare) = &mut self.rare {
+            rare.failures = Vec::new();
+            self.tidy();
         }
     }
 }
@@ -50,20 +88,27 @@ impl<K: Eq> Stripe<K> {
     where
         K: Clone,
     {
-        let at = self.dirty.iter().position(|(k, _)| k == key);
+        if seq.is_none() && self.rare.is_none() {
+            return;
+        }
+        let dirty = &mut self.rare().dirty;
+        let at = dirty.iter().position(|(k, _)| k == key);
         match (at, seq) {
-            (Some(at), Some(seq)) => self.dirty[at].1 = seq,
+            (Some(at), Some(seq)) => dirty[at].1 = seq,
             (Some(at), None) => {
-                self.dirty.swap_remove(at);
+                dirty.swap_remove(at);
             }
-            (None, Some(seq)) => self.dirty.push((key.clone(), seq)),
+            (None, Some(seq)) => dirty.push((key.clone(), seq)),
             (None, None) => {}
         }
+        self.tidy();
     }
 
     /// `key`'s dirty write sequence number, if it has one.
     pub(super) fn dirty_seq(&self, key: &K) -> Option<u64> {
-        self.dirty
+        self.rare
+            .as_ref()?
+            .dirty
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, seq)| *seq)
@@ -74,15 +119,18 @@ impl<K: Eq> Stripe<K> {
     where
         K: Clone,
     {
-        match self.failures.iter_mut().find(|(k, _, _)| k == key) {
+        let failures = &mut self.rare().failures;
+        match failures.iter_mut().find(|(k, _, _)| k == key) {
             Some(slot) => (slot.1, slot.2) = (seq, error.clone()),
-            None => self.failures.push((key.clone(), seq, error.clone())),
+            None => failures.push((key.clone(), seq, error.clone())),
         }
     }
 
     /// The error of `key`'s load that failed after failure number `seen`, if one did.
     pub(super) fn failure_after(&self, key: &K, seen: u64) -> Option<Error> {
-        self.failures
+        self.rare
+            .as_ref()?
+            .failures
             .iter()
             .find(|(k, seq, _)| k == key && *seq > seen)
             .map(|(_, _, error)| error.clone())
@@ -97,4 +145,14 @@ impl<K: Eq> Stripe<K> {
 pub(super) fn lock<K>(stripe: &Mutex<Stripe<K>>) -> MutexGuard<'_, Stripe<K>> {
     // The critical sections below cannot panic half-way; a poisoned stripe is still consistent.
     stripe.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stripe_of_an_integer_key_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Stripe<i64>>(), 32);
+    }
 }

@@ -48,9 +48,22 @@ pub(crate) use fence::Ticket;
 use fence::{Stripe, lock};
 pub(crate) use sample::{Sample, SampleQueue, SamplerMessage};
 
-/// Number of fill-check stripes per entity: a write refuses the fills and puts of its
-/// stripe's other keys that were in flight with it, so fewer stripes mean more reloads.
-const STRIPES: usize = 4096;
+/// Fill-check stripes per entity: one per this many entries of its capacity (a power of two
+/// between [`MIN_STRIPES`] and [`MAX_STRIPES`]). A write refuses the fills and puts of its
+/// stripe's other keys that were in flight with it, so fewer stripes mean more reloads; more
+/// cost memory that does not depend on what is cached (32 bytes and a lock each).
+const ENTRIES_PER_STRIPE: usize = 16;
+/// Fewest stripes of an entity.
+const MIN_STRIPES: usize = 64;
+/// Most stripes of an entity.
+const MAX_STRIPES: usize = 4096;
+
+/// The number of stripes of an entity of `capacity` entries.
+fn stripes_for(capacity: usize) -> usize {
+    (capacity / ENTRIES_PER_STRIPE)
+        .next_power_of_two()
+        .clamp(MIN_STRIPES, MAX_STRIPES)
+}
 
 /// A guard that makes concurrent misses on one key wait for a single load (G1).
 pub(crate) type LoadGuard<'a, K, M> =
@@ -89,7 +102,7 @@ impl<K> Drop for Miss<'_, K> {
         let mut stripe = lock(self.stripe);
         stripe.misses -= 1;
         if stripe.misses == 0 {
-            stripe.failures = Vec::new();
+            stripe.forget_failures();
         }
     }
 }
@@ -157,7 +170,9 @@ where
         Self {
             cache,
             hasher: DefaultHashBuilder::default(),
-            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
+            stripes: (0..stripes_for(config.capacity))
+                .map(|_| Mutex::default())
+                .collect(),
             epoch: AtomicU64::new(0),
             generation: AtomicU32::new(0),
             dirty_seq: AtomicU64::new(1),
@@ -400,7 +415,8 @@ where
     }
 
     fn stripe(&self, key: &K) -> &Mutex<Stripe<K>> {
-        &self.stripes[(self.hasher.hash_one(key) as usize) % STRIPES]
+        // A power of two: the mask is the modulo.
+        &self.stripes[(self.hasher.hash_one(key) as usize) & (self.stripes.len() - 1)]
     }
 
     fn next_epoch(&self) -> u64 {
