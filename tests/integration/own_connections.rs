@@ -1,13 +1,14 @@
 //! The layer's background work does not wait for the application (issues 21 and 26): the
-//! write-behind flusher runs on the layer's own thread with connections of its own, so an
-//! application holding every connection of its pool does not hold up an acknowledged write on
-//! its way to the table; and the flusher records each write's ack → applied lag.
+//! write-behind flusher and the invalidation log tailer run on the layer's own thread with
+//! connections of their own, so an application holding every connection of its pool holds up
+//! neither an acknowledged write on its way to the table nor another instance's write on its
+//! way to this cache; and the flusher records each write's ack → applied lag.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use entity::profile;
+use entity::{profile, user};
 use metrics::{
     Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
 };
@@ -92,6 +93,71 @@ async fn an_acknowledged_write_reaches_the_table_while_the_application_holds_its
     second.rollback().await.unwrap();
     first.rollback().await.unwrap();
     cache.shutdown().await.unwrap();
+}
+
+/// The same for the invalidation log tailer: instance A's pool (two connections) is held by
+/// two open application transactions, and a write instance B makes reaches A's cache, read
+/// from the log by A's tailer on a connection of its own (on Postgres woken by its listener,
+/// also on a connection of its own).
+async fn another_instances_write_reaches_this_cache_while_the_application_holds_its_pool(
+    t: TestDb,
+) {
+    let ada = seed_user(&t.db, 1).await;
+    let mut options = ConnectOptions::new(t.url().to_owned());
+    options
+        .max_connections(2)
+        .min_connections(0)
+        .acquire_timeout(GUARD)
+        .sqlx_logging(false);
+    let app = Database::connect(options).await.unwrap();
+    let coherence = || Coherence::on().poll_interval(Duration::from_millis(50));
+    let a = CacheLayer::builder(app.clone())
+        .coherence(coherence())
+        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .build()
+        .await
+        .unwrap();
+    let b = t
+        .builder()
+        .coherence(coherence())
+        .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+        .build()
+        .await
+        .unwrap();
+    let (users_a, users_b) = (
+        a.repository::<user::Entity>().unwrap(),
+        b.repository::<user::Entity>().unwrap(),
+    );
+    users_a.get(ada.id).await.unwrap(); // cached in A
+    let before = users_a.stats().remote_invalidations;
+
+    let first = app.begin().await.unwrap();
+    first.execute_unprepared("SELECT 1").await.unwrap();
+    let second = app.begin().await.unwrap();
+    second.execute_unprepared("SELECT 1").await.unwrap();
+    users_b
+        .update(user::ActiveModel {
+            id: Unchanged(ada.id),
+            name: Set("Ada L.".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let applied = async {
+        while users_a.stats().remote_invalidations == before {
+            // A poll of the condition, not a stand-in for synchronisation.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    assert!(
+        tokio::time::timeout(GUARD, applied).await.is_ok(),
+        "B's write reached A's cache while A's application held its pool"
+    );
+    second.rollback().await.unwrap();
+    first.rollback().await.unwrap();
+    assert_eq!(users_a.get(ada.id).await.unwrap().unwrap().name, "Ada L.");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
 }
 
 /// One histogram sample as the test recorder keeps it: its labels and value.
@@ -232,5 +298,6 @@ async fn the_flusher_records_each_writes_ack_to_applied_lag(t: TestDb) {
 
 crate::backend_tests!(
     an_acknowledged_write_reaches_the_table_while_the_application_holds_its_pool,
+    another_instances_write_reaches_this_cache_while_the_application_holds_its_pool,
     the_flusher_records_each_writes_ack_to_applied_lag,
 );
