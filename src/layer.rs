@@ -14,6 +14,7 @@ use sea_orm::{
     AccessMode, DatabaseConnection, DbErr, IsolationLevel, TransactionError, TransactionTrait,
 };
 
+use crate::background::{BackgroundRuntime, OnBackground};
 use crate::cached::{CachedEntity, ModelCodec};
 use crate::clock::Clock;
 use crate::coherence::{Coherence, CoherenceStats, Journal, Tailer};
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::invalidation::Tables;
 use crate::key::CacheableEntity;
 use crate::metrics_export::{self, EntityMetrics};
+use crate::own_pool::MetricCallback;
 use crate::repository::Repository;
 use crate::tasks::Tasks;
 use crate::triggers::Triggers;
@@ -51,6 +53,11 @@ trait Background: Send + Sync {
     async fn drain(&self, deadline: tokio::time::Instant) -> Result<()>;
     /// Drops every entry of the entity.
     fn invalidate_all(&self);
+    /// Whether the entity has background work the application's load must not delay (a
+    /// write-behind flusher).
+    fn needs_thread(&self) -> bool;
+    /// Runs that work on `on` (the layer's thread and own connections), before it starts.
+    fn run_on(&self, on: &Arc<OnBackground>);
 }
 
 #[async_trait]
@@ -77,6 +84,16 @@ impl<E: CacheableEntity> Background for EntityCache<E> {
 
     fn invalidate_all(&self) {
         self.store.invalidate_all();
+    }
+
+    fn needs_thread(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    fn run_on(&self, on: &Arc<OnBackground>) {
+        if let Some(queue) = &self.queue {
+            queue.run_on(on.clone());
+        }
     }
 }
 
@@ -123,6 +140,8 @@ pub struct CacheLayerBuilder {
     /// `None`: on, except on an in-memory SQLite database.
     coherence: Option<Coherence>,
     metrics_interval: Option<Duration>,
+    /// SeaORM's metric callback for the layer's own connections.
+    metric_callback: Option<MetricCallback>,
     entities: Vec<Registration>,
 }
 
@@ -304,11 +323,33 @@ impl CacheLayerBuilder {
         self
     }
 
+    /// SeaORM's metric callback (as `DatabaseConnection::set_metric_callback` takes) for the
+    /// statements the layer runs on connections of its own: the invalidation log tailer's
+    /// and the write-behind flushers', which run on a small pool the layer opens with the
+    /// options of the connection it was given (so they never wait behind the application's
+    /// queries for one of its connections), on a thread of the layer's own. Pass the
+    /// callback the application's connection has, to see every statement in one place. By
+    /// default those statements are reported to no callback. An in-memory SQLite database
+    /// keeps one pool (another connection would open another database), whose callback is the
+    /// application's.
+    pub fn metric_callback<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(&sea_orm::metric::Info<'_>) + Send + Sync + 'static,
+    {
+        self.metric_callback = Some(Arc::new(callback));
+        self
+    }
+
     /// Creates every entity's store, checks what the configuration needs, and then starts
     /// the background work (write-behind writers and flushers, which first resume the rows
     /// the outbox already holds; freshness samplers; the invalidation log tailer and, on
-    /// Postgres, its listener; the metrics publisher). A build that fails has started none
-    /// of it. Must run inside a tokio runtime.
+    /// Postgres, its listener; the metrics publisher). The flushers, the tailer and the
+    /// listener run on a thread of the layer's own (`sea-orm-cache`, started only when there
+    /// is such work) with a small pool of its own, opened with the given connection's options
+    /// (see [`metric_callback`](Self::metric_callback)), so the application's load neither
+    /// delays them nor takes their connections; the rest runs on the caller's runtime. A
+    /// build that fails has started none of it (a thread it started ends with it). Must run
+    /// inside a tokio runtime.
     ///
     /// # Errors
     /// [`Error::DuplicateEntity`] if an entity was registered twice;
@@ -317,7 +358,8 @@ impl CacheLayerBuilder {
     /// [`Error::Db`] if creating the outbox tables or installing triggers failed;
     /// [`Error::TriggersMissing`] for an entity captured by triggers that are not installed
     /// (with coherence on, without [`install_triggers`](Self::install_triggers));
-    /// [`Error::InvalidConfig`] for one whose key triggers cannot write.
+    /// [`Error::InvalidConfig`] for one whose key triggers cannot write; [`Error::Db`] if
+    /// the layer's thread could not be started.
     pub async fn build(self) -> Result<CacheLayer> {
         let clock = self.clock.unwrap_or_else(Clock::system);
         if self.create_outbox_tables {
@@ -330,9 +372,10 @@ impl CacheLayerBuilder {
                 });
             }
         }
+        let in_memory = crate::coherence::in_memory_sqlite(&self.db).await?;
         let coherence = match self.coherence {
             Some(coherence) => coherence,
-            None if crate::coherence::in_memory_sqlite(&self.db).await? => Coherence::off(),
+            None if in_memory => Coherence::off(),
             None => Coherence::default(),
         };
         let journal = coherence.enabled.then(|| Arc::new(Journal::new()));
@@ -362,17 +405,49 @@ impl CacheLayerBuilder {
         )
         .await?;
         let tables = Arc::new(tables);
+        // The layer's own thread and connections, for the work the application's load must
+        // not delay: the tailer and its listener, the write-behind flushers. Dropped (the
+        // thread ends) if the build fails from here.
+        let runtime = if journal.is_some() || entities.values().any(|r| r.background.needs_thread())
+        {
+            Some(BackgroundRuntime::start().map_err(|err| {
+                Error::Db(sea_orm::DbErr::Custom(format!(
+                    "cannot start the sea-orm-cache thread: {err}"
+                )))
+            })?)
+        } else {
+            None
+        };
+        let on_background = OnBackground::new(
+            runtime.as_ref().map(|r| r.handle().clone()),
+            match &runtime {
+                Some(runtime) => crate::own_pool::own_pool(
+                    &self.db,
+                    in_memory,
+                    runtime.handle(),
+                    self.metric_callback.clone(),
+                ),
+                None => self.db.clone(),
+            },
+        );
+        for registered in entities.values() {
+            registered.background.run_on(&on_background);
+        }
         let tailer = match &journal {
             Some(journal) => {
                 let tailer = Arc::new(Tailer::new(
-                    self.db.clone(),
+                    on_background.db().clone(),
                     journal.clone(),
                     tables.clone(),
                     &coherence,
                     clock.clone(),
                 ));
-                tailer
-                    .start()
+                let starting = tailer.clone();
+                on_background
+                    .run(move || {
+                        let tailer = starting.clone();
+                        async move { tailer.start().await }
+                    })
                     .await
                     .map_err(|source| Error::LogUnavailable { source })?;
                 Some(tailer)
@@ -383,15 +458,15 @@ impl CacheLayerBuilder {
             entities.values().map(|r| r.metrics.clone()).collect();
 
         // Every check has passed: start the background work, all of it owned by `tasks`.
-        let tasks = Tasks::new();
+        let tasks = Tasks::with_background(runtime);
         for start in starts {
             start(&tasks);
         }
         if let Some(tailer) = &tailer {
-            tasks.spawn(tailer.clone().run(tasks.signal()));
+            tasks.spawn_background(tailer.clone().run(tasks.signal()));
             #[cfg(feature = "postgres")]
             if coherence.listen && self.db.get_database_backend() == sea_orm::DbBackend::Postgres {
-                crate::coherence::listen(&self.db, tailer.clone(), &tasks);
+                crate::coherence::listen(on_background.db(), tailer.clone(), &tasks);
             }
         }
         if let Some(interval) = self.metrics_interval.filter(|i| !i.is_zero()) {
@@ -408,6 +483,7 @@ impl CacheLayerBuilder {
                 metrics,
                 tasks,
                 tailer,
+                on_background,
             }),
         })
     }
@@ -425,6 +501,9 @@ struct LayerInner {
     tasks: Tasks,
     /// Reads the invalidation log, with coherence on.
     tailer: Option<Arc<Tailer>>,
+    /// The layer's thread and own connections, where the application's calls into the
+    /// tailer run ([`catch_up`](CacheLayer::catch_up)).
+    on_background: Arc<OnBackground>,
 }
 
 impl Drop for LayerInner {
@@ -504,6 +583,7 @@ impl CacheLayer {
             shutdown_deadline: SHUTDOWN_DEADLINE,
             coherence: None,
             metrics_interval: Some(METRICS_INTERVAL),
+            metric_callback: None,
             entities: Vec::new(),
         }
     }
@@ -819,7 +899,15 @@ impl CacheLayer {
     /// [`Error::Db`] if the log could not be read.
     pub async fn catch_up(&self) -> Result<()> {
         match &self.inner.tailer {
-            Some(tailer) => tailer.catch_up().await.map_err(Error::from),
+            Some(tailer) => self
+                .inner
+                .on_background
+                .run(|| {
+                    let tailer = tailer.clone();
+                    async move { tailer.catch_up().await }
+                })
+                .await
+                .map_err(Error::from),
             None => Ok(()),
         }
     }
@@ -839,7 +927,7 @@ impl CacheLayer {
     /// task of the layer runs: no sampler, tailer, listener or metrics publisher, so the
     /// layer sends no more statements of its own (reads and writes the service still makes
     /// through it go to the database as before; [`catch_up`](Self::catch_up) still reads
-    /// the log).
+    /// the log). The layer's own thread stays, idle, until the layer is dropped.
     ///
     /// # Errors
     /// The first error of an entity whose final flush failed or did not finish in time

@@ -109,6 +109,7 @@
 
 #![deny(missing_docs)]
 
+mod background;
 mod cached;
 mod clock;
 mod coherence;
@@ -130,6 +131,7 @@ mod metrics_export;
 #[cfg(feature = "migration")]
 pub mod migration;
 pub mod outbox;
+mod own_pool;
 mod policy;
 mod repository;
 mod retry;

@@ -1,4 +1,4 @@
-//! The layer's background tasks, and the one signal that stops them all.
+//! The layer's background tasks, where they run, and the one signal that stops them all.
 //!
 //! [`CacheLayerBuilder::build`](crate::CacheLayerBuilder::build) starts every task (the
 //! write-behind writers and flushers, the freshness samplers, the invalidation log tailer and
@@ -7,6 +7,14 @@
 //! its next wait once it is given; [`CacheLayer::shutdown`](crate::CacheLayer::shutdown)
 //! gives it and joins them all. Dropping the [`Tasks`] (with the layer) gives it too: the
 //! tasks end at their next wait, without being joined.
+//!
+//! Where they run: the work the application's load must not delay (the tailer and its
+//! listener, the write-behind flushers) on the layer's own thread
+//! ([`spawn_background`](Tasks::spawn_background), `background.rs`), when the layer has one;
+//! the rest (the write-behind writers, which acknowledge the application's writes, the
+//! samplers, the metrics publisher) on the application's runtime ([`spawn`](Tasks::spawn)).
+//! The thread outlives `shutdown` (idle: nothing runs there) and ends once the [`Tasks`] is
+//! dropped and its tasks have ended.
 
 use std::fmt;
 use std::future::Future;
@@ -16,10 +24,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// Owns a layer's background tasks.
+use crate::background::BackgroundRuntime;
+
+/// Owns a layer's background tasks, and the layer's thread when it has one.
 pub(crate) struct Tasks {
     stop: watch::Sender<bool>,
     running: Mutex<JoinSet<()>>,
+    /// The layer's own thread, for [`spawn_background`](Self::spawn_background).
+    background: Option<BackgroundRuntime>,
 }
 
 impl fmt::Debug for Tasks {
@@ -32,15 +44,25 @@ impl fmt::Debug for Tasks {
         f.debug_struct("Tasks")
             .field("stopped", &*self.stop.borrow())
             .field("running", &running)
+            .field("background", &self.background.is_some())
             .finish()
     }
 }
 
 impl Tasks {
+    /// Tasks on the caller's runtime only: [`spawn_background`](Self::spawn_background)
+    /// runs there too.
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        Self::with_background(None)
+    }
+
+    /// Tasks whose background work runs on `background`, the layer's thread, when given.
+    pub(crate) fn with_background(background: Option<BackgroundRuntime>) -> Self {
         Self {
             stop: watch::Sender::new(false),
             running: Mutex::new(JoinSet::new()),
+            background,
         }
     }
 
@@ -54,6 +76,25 @@ impl Tasks {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .spawn(task);
+    }
+
+    /// Runs `task` on the layer's own thread (the current runtime without one) until it
+    /// ends; as [`spawn`](Self::spawn) otherwise: joined by [`join`](Self::join), told to
+    /// stop by [`stop`](Self::stop) and by the drop. For work the application's load must not
+    /// delay.
+    pub(crate) fn spawn_background<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        match &self.background {
+            Some(background) => {
+                running.spawn_on(background.keep_alive(task), background.handle());
+            }
+            None => {
+                running.spawn(task);
+            }
+        }
     }
 
     /// The signal a task watches.
@@ -164,6 +205,41 @@ mod tests {
                 .num_alive_tasks(),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn background_tasks_run_on_the_layers_thread_and_are_joined_and_stopped_alike() {
+        let tasks =
+            Tasks::with_background(Some(BackgroundRuntime::start().expect("the thread starts")));
+        let (names, mut ran_on) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..2 {
+            let (mut stop, names) = (tasks.signal(), names.clone());
+            tasks.spawn_background(async move {
+                let _ = names.send(std::thread::current().name().map(str::to_owned));
+                stop.given().await;
+            });
+        }
+        for _ in 0..2 {
+            let name = ran_on.recv().await.expect("each task reports");
+            assert_eq!(name.as_deref(), Some(crate::background::THREAD_NAME));
+        }
+        tasks.stop();
+        assert!(tasks.join(Instant::now() + Duration::from_secs(60)).await);
+
+        // Dropped instead of joined: the tasks see the stop and end.
+        let tasks =
+            Tasks::with_background(Some(BackgroundRuntime::start().expect("the thread starts")));
+        let (ended, gone) = tokio::sync::oneshot::channel::<()>();
+        let mut stop = tasks.signal();
+        tasks.spawn_background(async move {
+            stop.given().await;
+            drop(ended);
+        });
+        drop(tasks);
+        assert!(matches!(
+            tokio::time::timeout(Duration::from_secs(60), gone).await,
+            Ok(Err(_))
+        ));
     }
 
     #[tokio::test]

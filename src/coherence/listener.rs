@@ -23,7 +23,7 @@ use crate::tasks::Tasks;
 pub(crate) fn spawn(db: &DatabaseConnection, tailer: Arc<Tailer>, tasks: &Tasks) {
     let pool = db.get_postgres_connection_pool().clone();
     let mut stop = tasks.signal();
-    tasks.spawn(async move {
+    tasks.spawn_background(async move {
         let mut listener: Option<PgListener> = None;
         loop {
             if stop.is_given() {

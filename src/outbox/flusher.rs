@@ -83,6 +83,9 @@ struct Applied {
     rows: usize,
     dead: usize,
     statements: u64,
+    /// When each applied row was acknowledged (its `created_at`, wall ms), for the ack →
+    /// applied lag.
+    acknowledged: Vec<i64>,
 }
 
 /// `row` as a dead letter, failed now with `error`.
@@ -152,7 +155,7 @@ fn backoff_ms(attempts: i32) -> i64 {
 
 impl<E: CacheableEntity> Outbox<E> {
     async fn begin(&self) -> Result<DatabaseTransaction> {
-        let options = match self.db.get_database_backend() {
+        let options = match self.flush_db().get_database_backend() {
             DbBackend::Sqlite => TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
                 ..Default::default()
@@ -164,7 +167,7 @@ impl<E: CacheableEntity> Outbox<E> {
             },
             _ => TransactionOptions::default(),
         };
-        Ok(self.db.begin_with_options(options).await?)
+        Ok(self.flush_db().begin_with_options(options).await?)
     }
 
     /// Counts this entity's outbox rows; records the oldest one's age for the stats.
@@ -184,7 +187,7 @@ impl<E: CacheableEntity> Outbox<E> {
             )))
             .filter(outbox_row::Column::Entity.eq(self.entity))
             .into_tuple()
-            .one(&self.db)
+            .one(self.flush_db())
             .await?;
         let (rows, oldest, next) = counted.unwrap_or((0, None, None));
         {
@@ -351,6 +354,9 @@ impl<E: CacheableEntity> Outbox<E> {
                 Ok(model) => {
                     applied.keys += 1;
                     applied.rows += key.rows.len();
+                    applied
+                        .acknowledged
+                        .extend(key.rows.iter().map(|row| row.created_at));
                     if newest.op == DELETE {
                         deletes.push(key_of_model::<E>(&model));
                     } else {
@@ -413,8 +419,10 @@ impl<E: CacheableEntity> Outbox<E> {
     }
 
     /// The applied batch has committed: its keys' entries are clean (evictable) again, if
-    /// the claim held every row committed before `mark` (see `round`).
+    /// the claim held every row committed before `mark` (see `round`), and its rows' ack →
+    /// applied lag is recorded.
     fn record(&self, applied: &Applied, written: &[KeyOf<E>], mark: Option<u64>) {
+        super::apply_lag::record(self.entity, &applied.acknowledged);
         if let Some(mark) = mark {
             for key in written {
                 self.store.mark_flushed(key, mark);

@@ -10,7 +10,9 @@
 //! - `queue`: one entity's outbox: rows written, pending writes read, the flusher's loop.
 //! - `backpressure`: the bound on pending rows (`max_pending`) and the flusher's wake-ups.
 //! - `pending`: a pending write as readers see it.
+//! - `apply_lag`: the ack → applied lag histogram the flusher records.
 
+mod apply_lag;
 mod backpressure;
 mod flusher;
 mod pending;

@@ -17,6 +17,7 @@ use super::backpressure::{Backpressure, Reservation};
 use super::pending::{DELETE, PendingWrite};
 use super::table::{self, Capacity, MAX_PARAMS, RowCapacity, outbox_row, pks_in};
 use super::writer;
+use crate::background::OnBackground;
 use crate::cached::ModelCodec;
 use crate::clock::wall_ms;
 use crate::coherence::Journal;
@@ -55,6 +56,9 @@ pub(crate) struct Outbox<E: CacheableEntity> {
     /// a row that would not fit is refused before it is written, so no `sql_mode` can
     /// truncate an acknowledged write.
     pub(super) capacity: OnceLock<RowCapacity>,
+    /// Where the flusher runs and the connection it flushes on (the layer's thread and own
+    /// pool), once [`run_on`](Self::run_on) has set it; `db` until then.
+    pub(super) background: OnceLock<Arc<OnBackground>>,
 }
 
 impl<E: CacheableEntity> fmt::Debug for Outbox<E> {
@@ -89,15 +93,30 @@ impl<E: CacheableEntity> Outbox<E> {
             store,
             flushing: tokio::sync::Mutex::new(()),
             capacity: OnceLock::new(),
+            background: OnceLock::new(),
         });
         Ok(outbox)
     }
 
-    /// Starts the writer and the flusher, owned by `tasks`; the flusher first resumes
-    /// whatever rows the table already holds for this entity.
+    /// Flushes on `background` from now on: its thread and connection (set once, before
+    /// [`start`](Self::start)).
+    pub(crate) fn run_on(&self, background: Arc<OnBackground>) {
+        let _ = self.background.set(background);
+    }
+
+    /// The connection the flusher applies rows on: the layer's own once
+    /// [`run_on`](Self::run_on) has set it, so a flush never waits behind the application's
+    /// queries for a connection of its pool.
+    pub(super) fn flush_db(&self) -> &DatabaseConnection {
+        self.background.get().map_or(&self.db, |on| on.db())
+    }
+
+    /// Starts the writer (on the application's runtime: it acknowledges its writes) and the
+    /// flusher (on the layer's thread), owned by `tasks`; the flusher first resumes whatever
+    /// rows the table already holds for this entity.
     pub(crate) fn start(self: &Arc<Self>, tasks: &Tasks) {
         self.writer.start(tasks);
-        tasks.spawn(self.clone().run(tasks.signal()));
+        tasks.spawn_background(self.clone().run(tasks.signal()));
     }
 
     /// Refuses `value` for `column` if it is longer than the column holds, in characters or
@@ -367,9 +386,26 @@ impl<E: CacheableEntity> Outbox<E> {
         }
     }
 
-    /// Applies every row that can be applied now; returns the number of keys applied.
-    pub(crate) async fn flush(&self) -> Result<usize> {
-        self.flush_all().await.map(|report| report.applied)
+    /// Applies every row that can be applied now, on the layer's thread; returns the number
+    /// of keys applied.
+    pub(crate) async fn flush(self: &Arc<Self>) -> Result<usize> {
+        self.on_background(|outbox| async move { outbox.flush_all().await })
+            .await
+            .map(|report| report.applied)
+    }
+
+    /// Runs `work` on this outbox on the layer's thread ([`OnBackground::run`]), or here
+    /// before [`run_on`](Self::run_on).
+    async fn on_background<F, Fut, T>(self: &Arc<Self>, work: F) -> T
+    where
+        F: Fn(Arc<Self>) -> Fut,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.background.get() {
+            Some(on) => on.run(|| work(self.clone())).await,
+            None => work(self.clone()).await,
+        }
     }
 
     /// Refuses writes from now on ([`Error::Shutdown`]); the first step of shutting down,
@@ -381,9 +417,11 @@ impl<E: CacheableEntity> Outbox<E> {
     /// The final flush of `shutdown`, once the layer's tasks have stopped (after
     /// [`stop`](Self::stop)): drains the outbox until `deadline`. Rows left (failing, or past
     /// the deadline) stay in the table for the next start.
-    pub(crate) async fn drain(&self, deadline: tokio::time::Instant) -> Result<()> {
+    pub(crate) async fn drain(self: &Arc<Self>, deadline: tokio::time::Instant) -> Result<()> {
         loop {
-            let report = self.flush_all().await?;
+            let report = self
+                .on_background(|outbox| async move { outbox.flush_all().await })
+                .await?;
             if report.left == 0 {
                 return Ok(());
             }

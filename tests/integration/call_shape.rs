@@ -124,7 +124,8 @@ async fn ping_and_close_delegate_to_the_shared_pool(t: TestDb) {
 async fn invalidate_all_after_a_migration_shows_the_new_rows(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
     let p = seed_profile(&t.db, u.id).await;
-    let cache = sea_orm_cache::CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
         .cached::<entity::profile::Entity>(|c| c.policy(Policy::WriteThrough))
         .build()
@@ -225,14 +226,11 @@ async fn writes_with_a_cached_connection_commit_and_reach_the_cache(t: TestDb) {
         Policy::WriteThrough,
         Policy::WriteBehind,
     ] {
-        let cache = register_under::<user::Entity>(
-            sea_orm_cache::CacheLayer::builder(t.db.clone()).create_outbox_tables(),
-            policy,
-            |c| c,
-        )
-        .build()
-        .await
-        .unwrap();
+        let cache =
+            register_under::<user::Entity>(t.builder().create_outbox_tables(), policy, |c| c)
+                .build()
+                .await
+                .unwrap();
         let users = cache.repository::<user::Entity>().unwrap();
         let conn = cache.connection();
         let u = seed_user(&t.db, 1).await;

@@ -566,7 +566,8 @@ async fn sqlite_an_idle_log_is_not_read() {
                 .filter(|sql| sql.contains("FROM sea_orm_cache_invalidation"))
                 .count()
         };
-        let a = CacheLayer::builder(t.db.clone())
+        let a = t
+            .builder()
             .coherence(
                 Coherence::on()
                     .poll_interval(std::time::Duration::from_secs(3600))

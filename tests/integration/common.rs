@@ -192,6 +192,14 @@ impl TestDb {
         row.try_get::<i64>("", "n").unwrap()
     }
 
+    /// A layer builder over `db`, whose own connections (the tailer's and the flushers')
+    /// log their statements in `log` too.
+    pub fn builder(&self) -> sea_orm_cache::CacheLayerBuilder {
+        let sink = self.log.clone();
+        sea_orm_cache::CacheLayer::builder(self.db.clone())
+            .metric_callback(move |info| sink.push(&info.statement.sql))
+    }
+
     /// A second, unlogged connection to the same database.
     pub async fn connect_again(&self) -> DatabaseConnection {
         connect_logged(&self.url).await.0
@@ -321,7 +329,8 @@ pub async fn users_under(
     sea_orm_cache::CacheLayer,
     sea_orm_cache::Repository<entity::user::Entity>,
 ) {
-    let cache = sea_orm_cache::CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<entity::user::Entity>(move |c| c.policy(policy))
         .build()
         .await

@@ -6,7 +6,7 @@ use std::time::Duration;
 use entity::membership;
 use sea_orm::ActiveValue::{Set, Unchanged};
 use sea_orm::{DatabaseConnection, EntityTrait};
-use sea_orm_cache::{CacheLayer, Policy, WriteBehindConfig};
+use sea_orm_cache::{Policy, WriteBehindConfig};
 
 use crate::common::*;
 
@@ -24,13 +24,12 @@ async fn in_table(db: &DatabaseConnection, key: (i64, i64)) -> Option<membership
 async fn every_operation_works_with_a_composite_key(t: TestDb) {
     for (n, policy) in POLICIES.into_iter().enumerate() {
         let org = n as i64 + 1;
-        let cache =
-            register_under::<membership::Entity>(CacheLayer::builder(t.db.clone()), policy, |c| {
-                c.write_behind(WriteBehindConfig::default().max_delay(Duration::from_secs(3600)))
-            })
-            .build()
-            .await
-            .unwrap();
+        let cache = register_under::<membership::Entity>(t.builder(), policy, |c| {
+            c.write_behind(WriteBehindConfig::default().max_delay(Duration::from_secs(3600)))
+        })
+        .build()
+        .await
+        .unwrap();
         let members = cache.repository::<membership::Entity>().unwrap();
         let read = |key: (i64, i64)| {
             let members = members.clone();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use entity::profile;
 use sea_orm::ActiveValue::{Set, Unchanged};
 use sea_orm::EntityTrait;
-use sea_orm_cache::{CacheLayer, Error, Policy, WriteBehindConfig};
+use sea_orm_cache::{Error, Policy, WriteBehindConfig};
 
 use crate::common::*;
 
@@ -18,7 +18,8 @@ async fn every_concurrent_write_behind_transaction_commits(t: TestDb) {
     for key in 1..=TASKS {
         seed_profile(&t.db, key).await;
     }
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<profile::Entity>(|c| {
             c.policy(Policy::WriteBehind)
                 .write_behind(WriteBehindConfig::default().max_delay(Duration::from_millis(5)))

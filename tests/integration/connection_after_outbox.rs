@@ -12,7 +12,8 @@ use sea_orm_cache::{CacheLayer, Error, Repository, WriteBehindConfig};
 use crate::common::*;
 
 async fn layer(t: &TestDb) -> (CacheLayer, Repository<profile::Entity>) {
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<profile::Entity>(|c| {
             c.write_behind(WriteBehindConfig::default().max_delay(Duration::from_secs(3600)))
         })
@@ -116,7 +117,8 @@ const OTHER_KEYS: i64 = 1_000;
 async fn a_keyed_connection_write_applies_only_its_own_pending_rows(t: TestDb) {
     seed_profile(&t.db, 1).await;
     // The flusher waits for an hour, or a batch larger than the test's writes.
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<profile::Entity>(|c| {
             c.write_behind(
                 WriteBehindConfig::default()

@@ -167,7 +167,8 @@ async fn killed_writer_loses_no_acknowledged_write(t: TestDb) {
         }
 
         // A fresh layer resumes the outbox and drains it.
-        let cache = CacheLayer::builder(t.db.clone())
+        let cache = t
+            .builder()
             .cached::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
             .build()
             .await

@@ -14,7 +14,8 @@ async fn users_with(
     clock: &Clock,
     configure: impl FnOnce(CacheConfig) -> CacheConfig + Send + 'static,
 ) -> (CacheLayer, Repository<user::Entity>) {
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .clock(clock.clone())
         .cached::<user::Entity>(move |c| configure(c.policy(Policy::ReadThrough)))
         .build()

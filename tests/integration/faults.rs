@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use entity::user;
-use sea_orm_cache::{CacheLayer, Clock, Error, Policy};
+use sea_orm_cache::{Clock, Error, Policy};
 
 use crate::common::*;
 
@@ -12,7 +12,8 @@ use crate::common::*;
 /// table is back, the next read retries and succeeds.
 async fn db_error_on_a_miss_is_returned_and_not_cached(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<user::Entity>(|c| {
             c.policy(Policy::ReadThrough)
                 .negative_ttl(Some(Duration::from_secs(60)))
@@ -49,7 +50,8 @@ async fn db_error_on_a_miss_is_returned_and_not_cached(t: TestDb) {
 async fn stale_if_error_serves_an_expired_entry_while_the_database_fails(t: TestDb) {
     let u = seed_user(&t.db, 1).await;
     let clock = Clock::manual();
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .clock(clock.clone())
         .cached::<user::Entity>(|c| {
             c.ttl(Duration::from_secs(10))

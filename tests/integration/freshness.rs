@@ -32,7 +32,8 @@ async fn layer(
     clock: &Clock,
     config: impl FnOnce(CacheConfig) -> CacheConfig + Send + 'static,
 ) -> (CacheLayer, Repository<user::Entity>) {
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .clock(clock.clone())
         .coherence(Coherence::off())
         .cached::<user::Entity>(move |c| config(c.policy(Policy::ReadThrough).ttl_jitter(0.0)))
@@ -485,7 +486,8 @@ async fn estimate_tracks_outside_writes(t: TestDb, write_every: Duration) {
     // delay; reading it at once, it does not depend on the delay. 2 s (a deployment whose
     // instances poll the log once a second might set it) shows the difference clearly.
     const GRACE_REAL: Duration = Duration::from_secs(2);
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .coherence(Coherence::off())
         .cached::<user::Entity>(|c| {
             c.policy(Policy::ReadThrough)

@@ -9,7 +9,7 @@ use sea_orm::{
 use std::time::Duration;
 
 use sea_orm_cache::hooks::QUARANTINE;
-use sea_orm_cache::{CacheLayer, Clock, Coherence, Policy};
+use sea_orm_cache::{Clock, Coherence, Policy};
 
 use crate::common::*;
 
@@ -118,7 +118,8 @@ async fn hook_helpers_follow_the_connection_they_ran_on(t: TestDb) {
 
 /// Autocommit, cached transaction, plain transaction, delete, a look-alike connection type.
 async fn by_connection(t: &TestDb) {
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<note::Entity>(|c| c.policy(Policy::ReadThrough))
         .build()
         .await
@@ -208,7 +209,8 @@ async fn logged(t: &TestDb, id: i64) -> Vec<String> {
 /// commit is read from the log, where without the row it would last until the TTL.
 async fn a_hook_write_reaches_the_log_with_its_transaction(t: &TestDb) {
     let clock = Clock::manual();
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .clock(clock.clone())
         .coherence(
             Coherence::on()

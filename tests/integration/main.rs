@@ -27,6 +27,7 @@ mod key_types;
 mod lifecycle;
 mod outbox;
 mod outbox_schema;
+mod own_connections;
 mod plain_entities;
 mod policies;
 mod retry;

@@ -19,7 +19,8 @@ async fn profiles_with(
     t: &TestDb,
     write_behind: WriteBehindConfig,
 ) -> (CacheLayer, Repository<profile::Entity>) {
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<profile::Entity>(move |c| {
             c.policy(Policy::WriteBehind).write_behind(write_behind)
         })
@@ -408,7 +409,8 @@ async fn an_evicted_dirty_entry_reads_the_newest_acknowledged_value(t: TestDb) {
         seed_profile(&t.db, id).await;
     }
     let clock = Clock::manual();
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .clock(clock.clone())
         .cached::<profile::Entity>(|c| {
             c.policy(Policy::WriteBehind)
@@ -452,7 +454,8 @@ async fn dirty_entries_are_not_evicted_before_they_are_flushed(t: TestDb) {
     for id in 1..=100 {
         seed_profile(&t.db, id).await;
     }
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<profile::Entity>(|c| {
             c.policy(Policy::WriteBehind)
                 .capacity(4)
@@ -582,7 +585,8 @@ async fn the_builder_can_create_the_outbox_tables(t: TestDb) {
     t.db.execute_unprepared(&drop("sea_orm_cache_dead_letter"))
         .await
         .unwrap();
-    let without = CacheLayer::builder(t.db.clone())
+    let without = t
+        .builder()
         .cached::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
         .build()
         .await;
@@ -590,7 +594,8 @@ async fn the_builder_can_create_the_outbox_tables(t: TestDb) {
         matches!(without, Err(sea_orm_cache::Error::OutboxUnavailable { .. })),
         "a missing outbox table is refused at build: {without:?}"
     );
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .create_outbox_tables()
         .cached::<profile::Entity>(|c| c.policy(Policy::WriteBehind).write_behind(one_window()))
         .build()

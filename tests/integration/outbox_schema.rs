@@ -170,7 +170,8 @@ async fn a_profile_round_trips(db: &DatabaseConnection, user_id: i64) {
 /// succeed, and the tables work after each.
 async fn creating_the_outbox_tables_again_changes_nothing(t: TestDb) {
     for start in 1..=2 {
-        let cache = CacheLayer::builder(t.db.clone())
+        let cache = t
+            .builder()
             .create_outbox_tables()
             .cached::<profile::Entity>(|c| c.policy(Policy::WriteBehind))
             .build()
@@ -460,11 +461,7 @@ async fn mysql_old_outbox_tables_are_upgraded(t: TestDb) {
     .await
     .unwrap();
     for _ in 0..2 {
-        let cache = CacheLayer::builder(t.db.clone())
-            .create_outbox_tables()
-            .build()
-            .await
-            .unwrap();
+        let cache = t.builder().create_outbox_tables().build().await.unwrap();
         cache.shutdown().await.unwrap();
     }
     for table in ["sea_orm_cache_outbox", "sea_orm_cache_dead_letter"] {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use entity_plain::{accounts, tags};
 use sea_orm::ActiveValue::{Set, Unchanged};
 use sea_orm::{ConnectionTrait, EntityTrait, Schema};
-use sea_orm_cache::{CacheConfig, CacheLayer, Error, Policy, Repository, WriteBehindConfig};
+use sea_orm_cache::{CacheConfig, Error, Policy, Repository, WriteBehindConfig};
 
 use crate::common::*;
 
@@ -81,7 +81,8 @@ async fn every_policy_caches_an_entity_that_knows_nothing_of_the_cache(t: TestDb
         Policy::ReadThrough,
         Policy::WriteThrough,
     ] {
-        let cache = CacheLayer::builder(t.db.clone())
+        let cache = t
+            .builder()
             .entity::<accounts::Entity>(move |c| c.policy(policy))
             .build()
             .await
@@ -90,7 +91,8 @@ async fn every_policy_caches_an_entity_that_knows_nothing_of_the_cache(t: TestDb
         round_trip(&t, &accounts, policy).await;
         cache.shutdown().await.unwrap();
     }
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .write_behind::<accounts::Entity>(|c| {
             c.write_behind(WriteBehindConfig::default().max_delay(Duration::from_secs(3600)))
         })
@@ -106,7 +108,8 @@ async fn every_policy_caches_an_entity_that_knows_nothing_of_the_cache(t: TestDb
 /// A string primary key, under write-behind: the outbox key text is the JSON string.
 async fn a_plain_entity_with_a_string_key_goes_through_the_outbox(t: TestDb) {
     create_tables(&t).await;
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .write_behind::<tags::Entity>(|c| {
             c.write_behind(WriteBehindConfig::default().max_delay(Duration::from_secs(3600)))
         })
@@ -143,7 +146,8 @@ async fn a_plain_entity_with_a_string_key_goes_through_the_outbox(t: TestDb) {
 /// settings out of range are typed errors.
 async fn registration_mistakes_are_typed_errors(t: TestDb) {
     create_tables(&t).await;
-    let twice = CacheLayer::builder(t.db.clone())
+    let twice = t
+        .builder()
         .entity::<accounts::Entity>(|c| c)
         .entity::<accounts::Entity>(|c| c.policy(Policy::WriteThrough))
         .build()
@@ -153,7 +157,8 @@ async fn registration_mistakes_are_typed_errors(t: TestDb) {
         "{twice:?}"
     );
 
-    let no_codec = CacheLayer::builder(t.db.clone())
+    let no_codec = t
+        .builder()
         .entity::<accounts::Entity>(|c| c.policy(Policy::WriteBehind))
         .build()
         .await;
@@ -180,7 +185,8 @@ async fn registration_mistakes_are_typed_errors(t: TestDb) {
             c.write_behind(WriteBehindConfig::default().max_attempts(0))
         }),
     ] {
-        let built = CacheLayer::builder(t.db.clone())
+        let built = t
+            .builder()
             .entity::<accounts::Entity>(configure)
             .build()
             .await;
@@ -193,7 +199,8 @@ async fn registration_mistakes_are_typed_errors(t: TestDb) {
         }
     }
 
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .entity::<accounts::Entity>(|c| c)
         .build()
         .await

@@ -12,7 +12,7 @@ use sea_orm_cache::{CacheLayer, Error, Policy, WriteBehindConfig};
 use crate::common::*;
 
 async fn layer(t: &TestDb, policy: Policy) -> CacheLayer {
-    register_under::<user::Entity>(CacheLayer::builder(t.db.clone()), policy, |c| c)
+    register_under::<user::Entity>(t.builder(), policy, |c| c)
         .cached::<profile::Entity>(move |c| {
             c.policy(policy)
                 .write_behind(WriteBehindConfig::default().max_delay(Duration::from_secs(3600)))

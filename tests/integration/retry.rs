@@ -8,7 +8,7 @@ use std::time::Duration;
 use entity::{profile, user};
 use sea_orm::ActiveValue::{Set, Unchanged};
 use sea_orm::{ConnectionTrait, EntityTrait};
-use sea_orm_cache::{CacheLayer, Error, Policy, WriteBehindConfig};
+use sea_orm_cache::{Error, Policy, WriteBehindConfig};
 
 use crate::common::*;
 
@@ -97,7 +97,8 @@ async fn postgres_a_key_refused_as_transient_every_time_is_dead_lettered() {
             )
             .await
             .unwrap();
-            let cache = CacheLayer::builder(t.db.clone())
+            let cache = t
+                .builder()
                 .cached::<profile::Entity>(|c| {
                     c.policy(Policy::WriteBehind).write_behind(
                         WriteBehindConfig::default().max_delay(Duration::from_secs(3600)),

@@ -18,7 +18,8 @@ async fn write_behind(
     t: &TestDb,
     max_delay: Duration,
 ) -> (CacheLayer, Repository<profile::Entity>) {
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<profile::Entity>(move |c| {
             c.policy(Policy::WriteBehind)
                 .write_behind(WriteBehindConfig::default().max_delay(max_delay))
@@ -192,7 +193,8 @@ async fn warming_again_counts_replacements_not_evictions(t: TestDb) {
     for key in 1..=KEYS {
         seed_profile(&t.db, key).await;
     }
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<profile::Entity>(|c| c.policy(Policy::ReadThrough))
         .build()
         .await

@@ -14,7 +14,7 @@ use sea_orm_cache::{CacheLayer, Error, Policy, WriteBehindConfig};
 use crate::common::*;
 
 async fn layer(t: &TestDb, write_behind: WriteBehindConfig) -> CacheLayer {
-    CacheLayer::builder(t.db.clone())
+    t.builder()
         .cached::<profile::Entity>(move |c| {
             c.policy(Policy::WriteBehind).write_behind(write_behind)
         })
@@ -206,7 +206,8 @@ async fn flushed_by_itself(profiles: &sea_orm_cache::Repository<profile::Entity>
 /// The background flusher applies writes after `max_delay` without being asked, and at once
 /// when a batch is full.
 async fn the_flusher_runs_on_max_delay_and_on_a_full_batch(t: TestDb) {
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<profile::Entity>(|c| {
             c.policy(Policy::WriteBehind)
                 .write_behind(WriteBehindConfig::default().max_delay(Duration::from_millis(20)))

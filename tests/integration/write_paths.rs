@@ -22,7 +22,8 @@ async fn three_cached_users(
     for n in 1..=3 {
         seeded.push(seed_user(&t.db, n).await);
     }
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .cached::<user::Entity>(|c| {
             c.policy(Policy::ReadThrough)
                 .negative_ttl(Some(Duration::from_secs(600)))

@@ -121,7 +121,8 @@ async fn gated_layer(t: &TestDb) -> (CacheLayer, sea_orm_cache::Repository<gated
     // One instance: these tests hold a write inside `after_save`, which with coherence on
     // runs inside the write's own transaction (before its log row and commit), so the
     // interleavings below could not happen; the fence they test is the same either way.
-    let cache = CacheLayer::builder(t.db.clone())
+    let cache = t
+        .builder()
         .coherence(sea_orm_cache::Coherence::off())
         .cached::<gated::Entity>(|c| c.policy(Policy::WriteThrough))
         .build()
