@@ -35,6 +35,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use entity::{profile, user};
+
+#[path = "support/write_behind_lag.rs"]
+mod write_behind_lag;
 use migration::{Migrator, MigratorTrait};
 use quick_cache::sync::Cache;
 use sea_orm::sea_query::Expr;
@@ -113,6 +116,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     if std::env::args().any(|arg| arg == "--memory") {
         return memory_rows();
+    }
+    if std::env::args().any(|arg| arg == "--write-behind-lag") {
+        return write_behind_lag::rows(|admin| async move {
+            on_scratch(&admin, |url| async move {
+                write_behind_lag::measure(&url).await
+            })
+            .await
+        })
+        .await;
     }
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run `cargo run --release --example bench`");
