@@ -347,6 +347,14 @@ impl<E: CacheableEntity> Outbox<E> {
             }
             if self.pressure.depth() == 0 {
                 retrying = false;
+                // A write wakes the flusher when it is the first key of a window: start one
+                // before waiting, or a write after the last flush finds keys of rows already
+                // applied in it and waits for the idle poll (it did: up to a second). A write
+                // that committed before this is in the depth, checked again after.
+                self.pressure.new_window();
+                if self.pressure.depth() > 0 {
+                    continue;
+                }
                 let woken = tokio::time::timeout(idle_poll, self.pressure.wake.notified());
                 // Woken by a write: look soon again; timed out finding nothing: later.
                 idle_poll = match stop.or(woken).await {
