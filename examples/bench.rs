@@ -117,6 +117,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if std::env::args().any(|arg| arg == "--memory") {
         return memory_rows();
     }
+    if std::env::args().any(|arg| arg == "--idle") {
+        return idle_row().await;
+    }
     if std::env::args().any(|arg| arg == "--write-behind-lag") {
         return write_behind_lag::rows(|admin| async move {
             on_scratch(&admin, |url| async move {
@@ -487,11 +490,13 @@ async fn repository_update_ns(
     })
     .exec(&db)
     .await?;
-    let cache = CacheLayer::builder(db.clone())
-        .coherence(coherence)
-        .cached::<user::Entity>(move |c| c.policy(policy))
-        .build()
-        .await?;
+    let builder = CacheLayer::builder(db.clone()).coherence(coherence);
+    let cache = match policy {
+        Policy::WriteBehind => builder.write_behind::<user::Entity>(|c| c),
+        _ => builder.cached::<user::Entity>(move |c| c.policy(policy)),
+    }
+    .build()
+    .await?;
     let users = cache.repository::<user::Entity>()?;
     let mut rounds = Vec::new();
     let mut n = 0;
@@ -1277,6 +1282,70 @@ fn memory_rows() -> Result<(), Box<dyn Error>> {
     println!(
         "| Memory per cached entry: resident set growth over {MEMORY_ENTRIES} users, layer (default settings, its construction included) vs bare quick_cache of `Arc<Model>` | {layer:.0} B vs {bare:.0} B | layer / bare = {:.2}× |",
         layer / bare
+    );
+    Ok(())
+}
+
+/// How long `--idle` watches an idle layer.
+const IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// CPU time this process's threads have run, summed from `/proc/self/task/*/schedstat`
+/// (Linux; nanoseconds as the scheduler counts them, where `/proc/self/stat`'s 10 ms ticks
+/// charge a whole tick to a thread that happens to run when it fires).
+fn cpu_time() -> Result<std::time::Duration, Box<dyn Error>> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let schedstat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+        ns += schedstat
+            .split_whitespace()
+            .next()
+            .ok_or("empty schedstat")?
+            .parse::<u64>()?;
+    }
+    Ok(std::time::Duration::from_nanos(ns))
+}
+
+/// `--idle`: a layer with three entities (read-through, write-through, write-behind) on a
+/// scratch Postgres database, default settings, no requests, for `IDLE_FOR`: the share of a
+/// core the process used meanwhile, and the statements the layer sent (through SeaORM's
+/// metric callback, on the application's pool and on the layer's own connections).
+async fn idle_row() -> Result<(), Box<dyn Error>> {
+    let Ok(admin) = std::env::var("TEST_POSTGRES_URL") else {
+        println!("| Idle layer | - | skipped: set TEST_POSTGRES_URL |");
+        return Ok(());
+    };
+    let (cpu, statements) = on_scratch(&admin, |url| async move {
+        let mut db = Database::connect(url.as_str()).await?;
+        Migrator::up(&db, None).await?;
+        let sent = Arc::new(AtomicU64::new(0));
+        let count = sent.clone();
+        db.set_metric_callback(move |_| {
+            count.fetch_add(1, Relaxed);
+        });
+        let count = sent.clone();
+        let cache = CacheLayer::builder(db)
+            .metric_callback(move |_| {
+                count.fetch_add(1, Relaxed);
+            })
+            .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
+            .cached::<entity::post::Entity>(|c| c.policy(Policy::WriteThrough))
+            .write_behind::<profile::Entity>(|c| c)
+            .build()
+            .await?;
+        // Past the start.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let (cpu_before, sent_before) = (cpu_time()?, sent.load(Relaxed));
+        tokio::time::sleep(IDLE_FOR).await;
+        let cpu = cpu_time()? - cpu_before;
+        let statements = sent.load(Relaxed) - sent_before;
+        cache.shutdown().await?;
+        Ok((cpu, statements))
+    })
+    .await?;
+    println!(
+        "| Idle layer, three entities, Postgres with LISTEN, {IDLE_FOR:?} | - | {:.3}% of a core, {statements} statements ({:.2}/s) |",
+        cpu.as_secs_f64() / IDLE_FOR.as_secs_f64() * 100.0,
+        statements as f64 / IDLE_FOR.as_secs_f64()
     );
     Ok(())
 }

@@ -133,7 +133,7 @@ impl<E: CacheableEntity> EntityCache<E> {
     /// The sampler's report now; `None` when the sampler is off.
     pub(crate) fn freshness(&self) -> Option<Freshness> {
         let sampler = self.sampler.as_ref()?;
-        Some(sampler.report(self.clock.now_ms(), self.store.effective_ttl_ms()))
+        Some(sampler.report(self.clock.peek_ms(), self.store.effective_ttl_ms()))
     }
 
     /// The sampler's running totals; `None` when the sampler is off.
