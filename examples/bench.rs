@@ -421,10 +421,8 @@ async fn write_overhead(url: &str) -> Result<(f64, f64), Box<dyn Error>> {
     write_overhead_with(url, Coherence::off()).await
 }
 
-async fn write_overhead_with(
-    url: &str,
-    coherence: Coherence,
-) -> Result<(f64, f64), Box<dyn Error>> {
+/// A connection to `url` whose `users` table holds one row, user 1, for the write rows.
+async fn one_writer_table(url: &str) -> Result<sea_orm::DatabaseConnection, Box<dyn Error>> {
     let db = Database::connect(url).await?;
     Migrator::up(&db, None).await?;
     user::Entity::delete_many().exec(&db).await?;
@@ -437,6 +435,14 @@ async fn write_overhead_with(
     })
     .exec(&db)
     .await?;
+    Ok(db)
+}
+
+async fn write_overhead_with(
+    url: &str,
+    coherence: Coherence,
+) -> Result<(f64, f64), Box<dyn Error>> {
+    let db = one_writer_table(url).await?;
     let cache = CacheLayer::builder(db.clone())
         .coherence(coherence)
         .cached::<user::Entity>(|c| c.policy(Policy::ReadThrough))
@@ -478,18 +484,7 @@ async fn repository_update_ns(
     policy: Policy,
     coherence: Coherence,
 ) -> Result<f64, Box<dyn Error>> {
-    let db = Database::connect(url).await?;
-    Migrator::up(&db, None).await?;
-    user::Entity::delete_many().exec(&db).await?;
-    user::Entity::insert(user::ActiveModel {
-        id: Set(1),
-        email: Set("writer@example.com".to_owned()),
-        name: Set("Writer".to_owned()),
-        bio: Set(String::new()),
-        updated_at: Set(0),
-    })
-    .exec(&db)
-    .await?;
+    let db = one_writer_table(url).await?;
     let builder = CacheLayer::builder(db.clone()).coherence(coherence);
     let cache = match policy {
         Policy::WriteBehind => builder.write_behind::<user::Entity>(|c| c),
